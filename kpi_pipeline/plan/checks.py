@@ -1,0 +1,156 @@
+"""Cross-reference checks a single field validator cannot make.
+
+Each problem is returned with the path of the field at fault, so the loader can point the
+user at the exact line of the YAML file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kpi_pipeline.plan.models import BUILT_IN_MEASURES, Kpi, KpiKind, Plan
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    path: Path
+    message: str
+
+
+def check_plan(plan: Plan) -> list[PlanProblem]:
+    """Return every semantic problem of a plan whose fields are individually valid."""
+    return [
+        *_duplicate_ids(plan),
+        *_kpi_problems(plan),
+        *_measure_problems(plan),
+    ]
+
+
+def _duplicate_ids(plan: Plan) -> Iterator[PlanProblem]:
+    def first_seen_check(items: list[tuple[Path, str]], what: str) -> Iterator[PlanProblem]:
+        seen: dict[str, Path] = {}
+        for path, ident in items:
+            if ident in seen:
+                yield PlanProblem(
+                    (*path, "id"),
+                    f"duplicate {what} id {ident!r} (first declared at {format_path(seen[ident])})",
+                )
+            else:
+                seen[ident] = path
+
+    objectives = [(("objectives", i), o.id) for i, o in enumerate(plan.objectives)]
+    strategies = [
+        (("objectives", i, "strategies", j), s.id)
+        for i, o in enumerate(plan.objectives)
+        for j, s in enumerate(o.strategies)
+    ]
+    tactics = [
+        (("objectives", i, "strategies", j, "tactics", k), t.id)
+        for i, o in enumerate(plan.objectives)
+        for j, s in enumerate(o.strategies)
+        for k, t in enumerate(s.tactics)
+    ]
+    kpis = [
+        (("objectives", i, "kpis", j), k.id)
+        for i, o in enumerate(plan.objectives)
+        for j, k in enumerate(o.kpis)
+    ]
+    measures = [(("measures", i), m.id) for i, m in enumerate(plan.measures)]
+    sources = [
+        (("sources", "csv_exports", i), s.id) for i, s in enumerate(plan.sources.csv_exports)
+    ]
+    yield from first_seen_check(objectives, "objective")
+    yield from first_seen_check(strategies, "strategy")
+    yield from first_seen_check(tactics, "tactic")
+    yield from first_seen_check(kpis, "KPI")
+    yield from first_seen_check(measures, "measure")
+    yield from first_seen_check(sources, "source")
+    for path, ident in measures:
+        if ident in BUILT_IN_MEASURES:
+            yield PlanProblem((*path, "id"), f"measure id {ident!r} is built in; pick another id")
+
+
+def _kpi_problems(plan: Plan) -> Iterator[PlanProblem]:
+    measure_ids = set(BUILT_IN_MEASURES) | {m.id for m in plan.measures}
+    tactic_ids = {t.id for _, _, t in plan.iter_tactics()}
+    known_measures = ", ".join(sorted(measure_ids))
+    for i, objective in enumerate(plan.objectives):
+        for j, kpi in enumerate(objective.kpis):
+            at: Path = ("objectives", i, "kpis", j)
+            if kpi.baseline.as_of >= kpi.target.by:
+                yield PlanProblem(
+                    (*at, "target", "by"),
+                    f"target date {kpi.target.by} must be after baseline.as_of "
+                    f"{kpi.baseline.as_of}",
+                )
+            if kpi.is_rate:
+                for part in ("baseline", "target"):
+                    value = getattr(kpi, part).value
+                    if not 0 <= value <= 1:
+                        yield PlanProblem(
+                            (*at, part, "value"),
+                            f"{kpi.kind.value} is a rate: {part} value {value} is outside [0, 1]",
+                        )
+            yield from _kpi_measure_fields(kpi.kind, kpi, at, measure_ids, known_measures)
+            for k, tactic in enumerate(kpi.tactics or []):
+                if tactic not in tactic_ids:
+                    yield PlanProblem(
+                        (*at, "tactics", k), f"unknown tactic {tactic!r}: no tactic has this id"
+                    )
+            if kpi.tactics is not None and "tactic" in kpi.segments and not kpi.tactics:
+                yield PlanProblem((*at, "tactics"), "an empty tactic list matches no traffic")
+            if kpi.kind is KpiKind.VOLUME and len(kpi.grains) > 1:
+                yield PlanProblem(
+                    (*at, "grains"),
+                    "a volume KPI's baseline and target are per period of one grain: "
+                    "list exactly one",
+                )
+            if len(set(kpi.grains)) != len(kpi.grains):
+                yield PlanProblem((*at, "grains"), "a grain is listed twice")
+            if len(set(kpi.segments)) != len(kpi.segments):
+                yield PlanProblem((*at, "segments"), "a segment is listed twice")
+
+
+def _kpi_measure_fields(
+    kind: KpiKind, kpi: Kpi, at: Path, measure_ids: set[str], known: str
+) -> Iterator[PlanProblem]:
+    needs = {
+        KpiKind.CONVERSION_RATE: set(),
+        KpiKind.ENGAGEMENT_RATE: set(),
+        KpiKind.TASK_COMPLETION_RATE: {"numerator", "denominator"},
+        KpiKind.RATIO: {"numerator", "denominator"},
+        KpiKind.VOLUME: {"measure"},
+    }[kind]
+    for field in ("numerator", "denominator", "measure"):
+        value = getattr(kpi, field)
+        if field in needs and value is None:
+            yield PlanProblem((*at, field), f"a {kind.value} KPI needs `{field}` (a measure id)")
+        elif field not in needs and value is not None:
+            implied = "is implied by the kind" if kind.value.endswith("_rate") else "is not used"
+            yield PlanProblem((*at, field), f"`{field}` {implied} for a {kind.value} KPI")
+        elif value is not None and value not in measure_ids:
+            yield PlanProblem((*at, field), f"unknown measure {value!r}; known: {known}")
+
+
+def _measure_problems(plan: Plan) -> Iterator[PlanProblem]:
+    provided = {event for s in plan.sources.csv_exports for event in s.event_columns}
+    for i, measure in enumerate(plan.measures):
+        if measure.event not in provided:
+            yield PlanProblem(
+                ("measures", i, "event"),
+                f"no source provides event {measure.event!r}: add it to a source's event_columns",
+            )
+
+
+def format_path(path: Path) -> str:
+    """`("objectives", 1, "kpis", 0)` -> `objectives[1].kpis[0]`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text

@@ -1,0 +1,262 @@
+"""Pydantic models of a digital strategic plan: mission, objectives, tactics, KPIs, sources.
+
+The models check shape and types; cross-references (dangling ids, duplicates, dates in the
+wrong order) are checked in `checks.py` so each error can point at the exact field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Identifiers end up as SQL values and Dagster names: keep them boring.
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+
+
+class StrictModel(BaseModel):
+    """Base for every plan model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Grain(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+
+
+class Direction(StrEnum):
+    INCREASE = "increase"
+    DECREASE = "decrease"
+
+
+class KpiKind(StrEnum):
+    CONVERSION_RATE = "conversion_rate"
+    ENGAGEMENT_RATE = "engagement_rate"
+    TASK_COMPLETION_RATE = "task_completion_rate"
+    RATIO = "ratio"
+    VOLUME = "volume"
+
+
+RATE_KINDS = frozenset(
+    {KpiKind.CONVERSION_RATE, KpiKind.ENGAGEMENT_RATE, KpiKind.TASK_COMPLETION_RATE}
+)
+
+# Numerator and denominator implied by each built-in rate kind.
+BUILT_IN_RATE_MEASURES: dict[KpiKind, tuple[str, str]] = {
+    KpiKind.CONVERSION_RATE: ("key_events", "sessions"),
+    KpiKind.ENGAGEMENT_RATE: ("engaged_sessions", "sessions"),
+}
+
+# Measures every traffic source provides, without declaration.
+BUILT_IN_MEASURES = ("sessions", "engaged_sessions", "key_events")
+
+
+class Segment(StrEnum):
+    """Dimensions a KPI can be broken down by, besides the whole (`all`)."""
+
+    TACTIC = "tactic"
+    CHANNEL = "channel"
+    DEVICE = "device"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PAID_SEARCH = "paid_search"
+    SOCIAL = "social"
+    VIDEO = "video"
+    CONTENT = "content"
+    DISPLAY = "display"
+    AFFILIATE = "affiliate"
+    ORGANIC_SEARCH = "organic_search"
+    REFERRAL = "referral"
+    DIRECT = "direct"
+    OTHER = "other"
+
+
+class ToleranceMode(StrEnum):
+    RELATIVE = "relative"  # fraction of the expected value
+    ABSOLUTE = "absolute"  # in the KPI's own unit (e.g. 0.002 = 0.2 points of a rate)
+
+
+class UtmMatch(StrictModel):
+    """One UTM rule: every given field must match (case-insensitive, `*` is a wildcard)."""
+
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+
+
+class Tactic(StrictModel):
+    id: Identifier
+    title: str | None = None
+    channel: Channel
+    match: list[UtmMatch] = Field(min_length=1)
+
+
+class Strategy(StrictModel):
+    id: Identifier
+    title: str
+    tactics: list[Tactic] = Field(default_factory=list)
+
+
+class Mark(StrictModel):
+    """A value at a date: the baseline measured on `as_of`."""
+
+    value: float
+    as_of: dt.date
+
+
+class Target(StrictModel):
+    value: float
+    by: dt.date
+
+
+class Kpi(StrictModel):
+    id: Identifier
+    label: str
+    description: str = ""
+    kind: KpiKind
+    numerator: Identifier | None = None
+    denominator: Identifier | None = None
+    measure: Identifier | None = None
+    direction: Direction = Direction.INCREASE
+    baseline: Mark
+    target: Target
+    grains: list[Grain] = Field(default_factory=lambda: [Grain.WEEK, Grain.MONTH], min_length=1)
+    segments: list[Segment] = Field(default_factory=list)
+    tactics: list[Identifier] | None = Field(
+        default=None, description="Restrict the KPI to traffic of these tactics."
+    )
+    tolerance: float = Field(default=0.1, ge=0)
+    tolerance_mode: ToleranceMode = ToleranceMode.RELATIVE
+    min_denominator: float = Field(default=0, ge=0)
+
+    @property
+    def is_rate(self) -> bool:
+        return self.kind in RATE_KINDS
+
+    @property
+    def resolved_numerator(self) -> str:
+        """Measure summed on top (or the only measure, for volume KPIs)."""
+        if self.kind in BUILT_IN_RATE_MEASURES:
+            return BUILT_IN_RATE_MEASURES[self.kind][0]
+        if self.kind is KpiKind.VOLUME:
+            return self.measure or ""
+        return self.numerator or ""
+
+    @property
+    def resolved_denominator(self) -> str | None:
+        if self.kind in BUILT_IN_RATE_MEASURES:
+            return BUILT_IN_RATE_MEASURES[self.kind][1]
+        if self.kind is KpiKind.VOLUME:
+            return None
+        return self.denominator
+
+
+class Objective(StrictModel):
+    id: Identifier
+    title: str
+    priority: int = Field(ge=1)
+    deadline: dt.date
+    description: str = ""
+    strategies: list[Strategy] = Field(default_factory=list)
+    kpis: list[Kpi] = Field(default_factory=list)
+
+
+class EventMeasure(StrictModel):
+    """A measure counted from events with one name (e.g. form_start)."""
+
+    id: Identifier
+    event: str = Field(min_length=1)
+    description: str = ""
+
+
+class CsvColumns(StrictModel):
+    """Which header in the export holds each field of a GA4-style daily row."""
+
+    date: str = "date"
+    source: str = "source"
+    medium: str = "medium"
+    campaign: str = "campaign"
+    landing_page: str = "landing_page"
+    device: str = "device"
+    sessions: str = "sessions"
+    engaged_sessions: str = "engaged_sessions"
+    key_events: str = "key_events"
+
+
+class CsvSource(StrictModel):
+    """GA4-style daily exports as CSV files; `path` is a glob relative to the plan file."""
+
+    id: Identifier
+    path: str
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."
+    thousands: Literal["", ",", ".", " ", "'"] = ""
+    date_format: str = "%Y-%m-%d"
+    columns: CsvColumns = Field(default_factory=CsvColumns)
+    event_columns: dict[str, str] = Field(
+        default_factory=dict, description="Event name -> header of its count column."
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+
+class Sources(StrictModel):
+    csv_exports: list[CsvSource] = Field(default_factory=list)
+
+
+class Plan(StrictModel):
+    organization: str
+    mission: str
+    timezone: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
+    history_start: dt.date = Field(description="First day the pipeline loads (partition start).")
+    sources: Sources
+    measures: list[EventMeasure] = Field(default_factory=list)
+    objectives: list[Objective] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_+\-/0-9]+", value):
+            raise ValueError(f"unknown IANA timezone {value!r}")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def iter_kpis(self) -> list[tuple[Objective, Kpi]]:
+        return [(objective, kpi) for objective in self.objectives for kpi in objective.kpis]
+
+    def iter_tactics(self) -> list[tuple[Objective, Strategy, Tactic]]:
+        return [
+            (objective, strategy, tactic)
+            for objective in self.objectives
+            for strategy in objective.strategies
+            for tactic in strategy.tactics
+        ]
