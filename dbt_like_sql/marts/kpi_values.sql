@@ -1,0 +1,130 @@
+-- grain: one row per kpi, grain, period_start, segment_type and segment
+-- keys: kpi_id, grain, period_start, segment_type, segment
+-- description: KPI numerator, denominator and value per period, as a ratio of sums (never an average of daily ratios); is_partial marks periods not wholly covered by loaded days.
+with
+
+measures as (
+
+    select * from {{ ref('int_measures_aggregated_daily') }}
+
+),
+
+kpis as (
+
+    select * from {{ source('plan', 'kpis') }}
+
+),
+
+kpi_grains as (
+
+    select * from {{ source('plan', 'kpi_grains') }}
+
+),
+
+kpi_segments as (
+
+    select * from {{ source('plan', 'kpi_segments') }}
+
+),
+
+kpi_tactics as (
+
+    select * from {{ source('plan', 'kpi_tactics') }}
+
+),
+
+calendar as (
+
+    select * from {{ source('plan', 'calendar') }}
+
+),
+
+loaded_days as (
+
+    select min(date) as first_day, max(date) as last_day from measures
+
+),
+
+kpi_measures_daily as (
+
+    select
+        kpis.kpi_id,
+        measures.date,
+        kpi_segments.segment_type,
+        case kpi_segments.segment_type
+            when 'all' then 'all'
+            when 'tactic' then measures.tactic_id
+            when 'channel' then measures.channel
+            when 'device' then measures.device
+        end as segment,
+        sum(case when measures.measure_id = kpis.numerator_measure then measures.value else 0 end) as numerator,
+        sum(case when measures.measure_id = kpis.denominator_measure then measures.value else 0 end) as denominator
+
+    from kpis
+    inner join measures
+        on measures.measure_id = kpis.numerator_measure
+        or measures.measure_id = kpis.denominator_measure
+    inner join kpi_tactics
+        on kpi_tactics.kpi_id = kpis.kpi_id
+        and kpi_tactics.tactic_id = measures.tactic_id
+    inner join kpi_segments
+        on kpi_segments.kpi_id = kpis.kpi_id
+    group by 1, 2, 3, 4
+
+),
+
+summed_by_period as (
+
+    select
+        kpi_measures_daily.kpi_id,
+        kpi_grains.grain,
+        calendar.period_start,
+        calendar.period_end,
+        calendar.period_label,
+        kpi_measures_daily.segment_type,
+        kpi_measures_daily.segment,
+        sum(kpi_measures_daily.numerator) as numerator,
+        sum(kpi_measures_daily.denominator) as denominator,
+        count(distinct kpi_measures_daily.date) as days_with_data
+
+    from kpi_measures_daily
+    inner join kpi_grains
+        on kpi_grains.kpi_id = kpi_measures_daily.kpi_id
+    inner join calendar
+        on calendar.date = kpi_measures_daily.date
+        and calendar.grain = kpi_grains.grain
+    group by 1, 2, 3, 4, 5, 6, 7
+
+),
+
+final as (
+
+    select
+        summed_by_period.kpi_id,
+        summed_by_period.grain,
+        summed_by_period.period_start,
+        summed_by_period.period_end,
+        summed_by_period.period_label,
+        summed_by_period.segment_type,
+        summed_by_period.segment,
+        summed_by_period.numerator,
+        case when kpis.denominator_measure is not null then summed_by_period.denominator end as denominator,
+        case
+            when kpis.denominator_measure is null then summed_by_period.numerator
+            when summed_by_period.denominator > 0 then summed_by_period.numerator / summed_by_period.denominator
+        end as value,
+        summed_by_period.days_with_data,
+        (
+            summed_by_period.period_start < loaded_days.first_day
+            or summed_by_period.period_end > loaded_days.last_day
+        ) as is_partial,
+        loaded_days.last_day as as_of_date
+
+    from summed_by_period
+    inner join kpis
+        on kpis.kpi_id = summed_by_period.kpi_id
+    cross join loaded_days
+
+)
+
+select * from final

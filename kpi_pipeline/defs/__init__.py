@@ -1,0 +1,1 @@
+"""Dagster wiring: thin assets, resources, partitions and schedules over the layers above."""

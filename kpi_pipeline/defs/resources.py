@@ -1,0 +1,26 @@
+"""Dagster resources. Connection settings arrive through `dg.EnvVar`, never read at import."""
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from kpi_pipeline.warehouse.engine import DEFAULT_WAREHOUSE_URL, Warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The SQL warehouse (DuckDB file by default); `url` is a SQLAlchemy URL."""
+
+    url: str = DEFAULT_WAREHOUSE_URL
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._warehouse = Warehouse.from_url(self.url)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # DuckDB allows one writing process: release the file as soon as the step ends.
+        if self._warehouse is not None:
+            self._warehouse.dispose()
+
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = Warehouse.from_url(self.url)
+        return self._warehouse

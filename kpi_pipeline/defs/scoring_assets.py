@@ -1,0 +1,74 @@
+"""Scores (each KPI value against its path) and the append-only history of scores."""
+
+import datetime as dt
+
+import dagster as dg
+
+from kpi_pipeline.defs.keys import relation_key, table_key
+from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.metrics.plan_tables import PLAN_KPIS
+from kpi_pipeline.metrics.score_tables import (
+    KPI_SCORES,
+    KPI_SNAPSHOTS,
+    latest_closed_statuses,
+    scores_for_plan,
+)
+from kpi_pipeline.metrics.scoring import Goal
+from kpi_pipeline.plan.loader import LoadedPlan
+
+KPI_VALUES_KEY = relation_key("marts", "kpi_values")
+
+
+def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
+    goals = {kpi.id: Goal.of(kpi) for _, kpi in loaded.plan.iter_kpis()}
+
+    @dg.asset(
+        key=table_key(KPI_SCORES),
+        deps=[KPI_VALUES_KEY, table_key(PLAN_KPIS)],
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description="Each KPI value scored against the straight path from baseline to target.",
+        metadata={"grain": KPI_SCORES.grain},
+    )
+    def kpi_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        values = wh.read_frame("select * from marts.kpi_values")
+        scores = scores_for_plan(values, goals, loaded.plan)
+        wh.ensure_table(KPI_SCORES)
+        with wh.transaction() as conn:
+            wh.replace_all(conn, KPI_SCORES, scores)
+        statuses = latest_closed_statuses(scores)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(scores),
+                "latest_closed_statuses": dg.MetadataValue.json(statuses),
+            }
+        )
+
+    @dg.asset(
+        key=table_key(KPI_SNAPSHOTS),
+        deps=[kpi_scores],
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description="Append-only history: every run's scores with run id, time and plan hash.",
+        metadata={"grain": KPI_SNAPSHOTS.grain},
+    )
+    def kpi_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        scores = wh.read_frame("select * from marts.kpi_scores")
+        snapshot = scores.assign(
+            run_id=context.run_id,
+            computed_at=dt.datetime.now(dt.UTC),
+            plan_hash=loaded.plan_hash,
+        )
+        wh.ensure_table(KPI_SNAPSHOTS)
+        with wh.transaction() as conn:
+            # Keyed by run id: a retried step replaces its own rows, never duplicates them.
+            wh.replace_rows(
+                conn, KPI_SNAPSHOTS, snapshot, "run_id = :run_id", {"run_id": context.run_id}
+            )
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": len(snapshot), "plan_hash": loaded.plan_hash}
+        )
+
+    return [kpi_scores, kpi_snapshots]

@@ -1,0 +1,1 @@
+"""Source assets: one module per source, each loading raw tables by day partition."""

@@ -1,0 +1,1 @@
+"""Pure KPI maths: periods, ratios and scoring. No Dagster, no SQL."""

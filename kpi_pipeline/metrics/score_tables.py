@@ -1,0 +1,88 @@
+"""The scored marts: `kpi_scores` (current) and `kpi_snapshots` (every run, append-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from kpi_pipeline.lib.tables import ColumnType, TableSpec
+from kpi_pipeline.metrics.scoring import Goal, score_frame
+from kpi_pipeline.plan.models import Plan
+
+_SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
+    ("kpi_id", "text"),
+    ("kpi_label", "text"),
+    ("kind", "text"),
+    ("direction", "text"),
+    ("objective_id", "text"),
+    ("objective_title", "text"),
+    ("objective_priority", "integer"),
+    ("grain", "text"),
+    ("period_start", "date"),
+    ("period_end", "date"),
+    ("period_label", "text"),
+    ("segment_type", "text"),
+    ("segment", "text"),
+    ("numerator", "double"),
+    ("denominator", "double"),
+    ("value", "double"),
+    ("days_with_data", "bigint"),
+    ("is_partial", "boolean"),
+    ("as_of_date", "date"),
+    ("expected", "double"),
+    ("target", "double"),
+    ("tolerance_band", "double"),
+    ("status", "text"),
+    ("ci_low", "double"),
+    ("ci_high", "double"),
+    ("forecast_at_deadline", "double"),
+    ("projected_status", "text"),
+)
+
+KPI_SCORES = TableSpec(
+    "marts",
+    "kpi_scores",
+    _SCORE_COLUMNS,
+    grain="one row per kpi, grain, period_start, segment_type and segment",
+    keys=("kpi_id", "grain", "period_start", "segment_type", "segment"),
+)
+
+KPI_SNAPSHOTS = TableSpec(
+    "marts",
+    "kpi_snapshots",
+    (("run_id", "text"), ("computed_at", "timestamp"), ("plan_hash", "text"), *_SCORE_COLUMNS),
+    grain="one row per run and kpi_scores row (append-only)",
+    keys=("run_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
+)
+
+
+def scores_for_plan(values: pd.DataFrame, goals: Mapping[str, Goal], plan: Plan) -> pd.DataFrame:
+    """`kpi_values` rows scored and labelled with their KPI and objective, in a stable order."""
+    labels = pd.DataFrame(
+        [
+            (k.id, k.label, k.kind.value, k.direction.value, o.id, o.title, o.priority)
+            for o, k in plan.iter_kpis()
+        ],
+        columns=_column_names()[:7],
+    )
+    values = values.astype({"is_partial": bool})
+    for column in ("period_start", "period_end", "as_of_date"):
+        values[column] = pd.to_datetime(values[column]).astype("datetime64[s]")
+    scored = score_frame(values, goals).merge(labels, on="kpi_id", how="inner", validate="m:1")
+    ordered = scored[_column_names()].sort_values(list(KPI_SCORES.keys), kind="stable")
+    return ordered.reset_index(drop=True)
+
+
+def latest_closed_statuses(scores: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """{kpi_id: {grain: status}} for the latest complete period of each KPI as a whole."""
+    whole = scores[(scores["segment_type"] == "all") & ~scores["is_partial"].astype(bool)]
+    latest = whole.sort_values("period_start").groupby(["kpi_id", "grain"]).tail(1)
+    result: dict[str, dict[str, str]] = {}
+    for kpi_id, grain, status in latest[["kpi_id", "grain", "status"]].itertuples(index=False):
+        result.setdefault(kpi_id, {})[grain] = status
+    return result
+
+
+def _column_names() -> list[str]:
+    return [name for name, _ in _SCORE_COLUMNS]

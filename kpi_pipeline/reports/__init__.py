@@ -1,0 +1,1 @@
+"""What people read: the scorecard, built from the scored marts in the warehouse."""

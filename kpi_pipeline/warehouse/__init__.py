@@ -1,0 +1,1 @@
+"""The warehouse: engine, bulk loads, partition replaces and the SQL model runner."""

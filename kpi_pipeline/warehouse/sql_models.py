@@ -1,0 +1,150 @@
+"""A small dbt-like runner for `dbt_like_sql/`: discover models, order them, run them in SQL.
+
+A model is one `.sql` file under a layer folder (`staging`, `intermediate`, `marts`). It
+names its inputs with `{{ ref('model') }}` and `{{ source('schema', 'table') }}` and states
+its grain and materialization in a header:
+
+    -- grain: one row per kpi, grain, period and segment
+    -- materialized: table
+
+Models are written once in DuckDB's dialect and transpiled with sqlglot for other targets.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import sqlglot
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kpi_pipeline.warehouse.engine import Warehouse
+
+LAYERS = ("staging", "intermediate", "marts")
+CANONICAL_DIALECT = "duckdb"
+
+_REF = re.compile(r"\{\{\s*ref\(\s*'([a-z0-9_]+)'\s*\)\s*\}\}")
+_SOURCE = re.compile(r"\{\{\s*source\(\s*'([a-z0-9_]+)'\s*,\s*'([a-z0-9_]+)'\s*\)\s*\}\}")
+_HEADER = re.compile(r"^--\s*([a-z_]+)\s*:\s*(.+?)\s*$")
+_ANY_TEMPLATE = re.compile(r"\{\{.*?\}\}", re.S)
+# sqlglot names some dialects differently from SQLAlchemy.
+_SQLGLOT_DIALECTS = {"postgresql": "postgres", "duckdb": "duckdb"}
+
+
+class SqlModelError(ValueError):
+    """A model file that cannot be ordered or rendered (unknown ref, cycle, bad header)."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    layer: str
+    path: Path
+    template: str
+    refs: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]
+    materialized: Literal["view", "table"]
+    grain: str
+    description: str
+
+    @property
+    def schema(self) -> str:
+        return self.layer
+
+    @property
+    def relation(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+
+def discover_models(root: Path) -> list[SqlModel]:
+    """Every model under `root`, in dependency order (inputs before the models using them)."""
+    models = [_parse_model(path, root) for path in sorted(root.glob("*/**/*.sql"))]
+    return order_models(models)
+
+
+def order_models(models: list[SqlModel]) -> list[SqlModel]:
+    """Topological order by `ref`s; unknown refs, duplicate names and cycles are errors."""
+    by_name: dict[str, SqlModel] = {}
+    for model in models:
+        if model.name in by_name:
+            raise SqlModelError(
+                f"two models are named {model.name!r}: {by_name[model.name].path} and {model.path}"
+            )
+        by_name[model.name] = model
+    for model in models:
+        for ref in model.refs:
+            if ref not in by_name:
+                raise SqlModelError(f"{model.path}: ref('{ref}') names no model")
+    sorter = graphlib.TopologicalSorter({m.name: set(m.refs) for m in models})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        raise SqlModelError(f"models depend on each other in a cycle: {cycle}") from None
+    return [by_name[name] for name in order]
+
+
+def _parse_model(path: Path, root: Path) -> SqlModel:
+    layer = path.relative_to(root).parts[0]
+    if layer not in LAYERS:
+        raise SqlModelError(f"{path}: models live under one of {', '.join(LAYERS)}")
+    template = path.read_text(encoding="utf-8")
+    header: dict[str, str] = {}
+    for line in template.splitlines():
+        match = _HEADER.match(line)
+        if not match:
+            break
+        header[match.group(1)] = match.group(2)
+    if "grain" not in header:
+        raise SqlModelError(f"{path}: the header must state the model's grain (-- grain: ...)")
+    materialized = header.get("materialized", "view" if layer == "staging" else "table")
+    if materialized not in ("view", "table"):
+        raise SqlModelError(f"{path}: materialized must be view or table, not {materialized!r}")
+    leftover = _ANY_TEMPLATE.findall(_SOURCE.sub("", _REF.sub("", template)))
+    if leftover:
+        raise SqlModelError(f"{path}: cannot read template {leftover[0]!r}")
+    return SqlModel(
+        name=path.stem,
+        layer=layer,
+        path=path,
+        template=template,
+        refs=tuple(dict.fromkeys(_REF.findall(template))),
+        sources=tuple(dict.fromkeys(_SOURCE.findall(template))),
+        materialized=materialized,  # type: ignore[arg-type]
+        grain=header["grain"],
+        description=header.get("description", ""),
+    )
+
+
+def render_model(model: SqlModel, layer_of: dict[str, str], dialect: str) -> str:
+    """The model's SELECT with refs and sources resolved, in the target `dialect`."""
+    sql = _REF.sub(lambda m: f"{layer_of[m.group(1)]}.{m.group(1)}", model.template)
+    sql = _SOURCE.sub(lambda m: f"{m.group(1)}.{m.group(2)}", sql)
+    target = _SQLGLOT_DIALECTS.get(dialect, dialect)
+    if target == CANONICAL_DIALECT:
+        return sql
+    return ";\n".join(sqlglot.transpile(sql, read=CANONICAL_DIALECT, write=target, pretty=True))
+
+
+def run_model(warehouse: Warehouse, model: SqlModel, layer_of: dict[str, str]) -> int | None:
+    """(Re)build one model in one transaction; returns the row count of a table model."""
+    sql = render_model(model, layer_of, warehouse.dialect)
+    with warehouse.transaction() as conn:
+        conn.execute(sa.schema.CreateSchema(model.schema, if_not_exists=True))
+        _drop_relation(warehouse, conn, model)
+        kind = "view" if model.materialized == "view" else "table"
+        conn.exec_driver_sql(f"create {kind} {model.relation} as\n{sql}")
+        if model.materialized == "table":
+            return int(conn.exec_driver_sql(f"select count(*) from {model.relation}").scalar_one())
+    return None
+
+
+def _drop_relation(warehouse: Warehouse, conn: Connection, model: SqlModel) -> None:
+    existing = warehouse.relation_kind(conn, model.schema, model.name)
+    if existing is not None:
+        # CASCADE would silently drop dependants; models are rebuilt in order instead.
+        conn.exec_driver_sql(f"drop {existing} {model.relation}")
