@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kpi_pipeline.plan.models import BUILT_IN_MEASURES, Kpi, KpiKind, Plan
+from kpi_pipeline.plan.models import BUILT_IN_MEASURES, BUILT_IN_RATE_MEASURES, Kpi, KpiKind, Plan
 
 Path = tuple[str | int, ...]
 
@@ -92,7 +92,8 @@ def _kpi_problems(plan: Plan) -> Iterator[PlanProblem]:
                     if not 0 <= value <= 1:
                         yield PlanProblem(
                             (*at, part, "value"),
-                            f"{kpi.kind.value} is a rate: {part} value {value} is outside [0, 1]",
+                            f"{kpi.kind.value} is a rate: {part} value {value} is outside [0, 1] "
+                            "(write rates as fractions: 25 % is 0.25)",
                         )
             yield from _kpi_measure_fields(kpi.kind, kpi, at, measure_ids, known_measures)
             for k, tactic in enumerate(kpi.tactics or []):
@@ -100,7 +101,7 @@ def _kpi_problems(plan: Plan) -> Iterator[PlanProblem]:
                     yield PlanProblem(
                         (*at, "tactics", k), f"unknown tactic {tactic!r}: no tactic has this id"
                     )
-            if kpi.tactics is not None and "tactic" in kpi.segments and not kpi.tactics:
+            if kpi.tactics is not None and not kpi.tactics:
                 yield PlanProblem((*at, "tactics"), "an empty tactic list matches no traffic")
             if kpi.kind is KpiKind.VOLUME and len(kpi.grains) > 1:
                 yield PlanProblem(
@@ -129,7 +130,8 @@ def _kpi_measure_fields(
         if field in needs and value is None:
             yield PlanProblem((*at, field), f"a {kind.value} KPI needs `{field}` (a measure id)")
         elif field not in needs and value is not None:
-            implied = "is implied by the kind" if kind.value.endswith("_rate") else "is not used"
+            implied_by_kind = kind in BUILT_IN_RATE_MEASURES and field != "measure"
+            implied = "is implied by the kind" if implied_by_kind else "is not used"
             yield PlanProblem((*at, field), f"`{field}` {implied} for a {kind.value} KPI")
         elif value is not None and value not in measure_ids:
             yield PlanProblem((*at, field), f"unknown measure {value!r}; known: {known}")

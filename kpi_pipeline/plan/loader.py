@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from kpi_pipeline.plan.checks import Path, check_plan, format_path
-from kpi_pipeline.plan.models import Plan
+from kpi_pipeline.plan.models import IDENTIFIER_PATTERN, Plan
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,13 @@ def load_plan(path: str | FsPath) -> LoadedPlan:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanError([PlanIssue(shown, 0, "", "file not found")]) from None
+        raise PlanError([PlanIssue(shown, 1, "", "file not found")]) from None
     except UnicodeDecodeError as exc:
-        raise PlanError([PlanIssue(shown, 0, "", f"not UTF-8 text ({exc.reason})")]) from None
+        raise PlanError([PlanIssue(shown, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise PlanError(
+            [PlanIssue(shown, 1, "", f"cannot read the file ({exc.strerror})")]
+        ) from None
     data, lines = _parse_yaml(text, shown)
     try:
         plan = Plan.model_validate(data)
@@ -87,6 +91,15 @@ def _pydantic_message(err: dict[str, Any]) -> str:
         return "unknown key (check its spelling; unknown keys are rejected)"
     if err["type"] == "missing":
         return "required field is missing"
+    if err["type"] == "string_pattern_mismatch":
+        got = err.get("input")
+        if err.get("ctx", {}).get("pattern") == IDENTIFIER_PATTERN:
+            return (
+                "ids use lowercase letters, digits and _, start with a letter and have at most "
+                f"63 characters (got {got!r})"
+            )
+        if err["loc"] == ("currency",):
+            return f"currency must be a 3-letter ISO 4217 code in capitals, e.g. CAD (got {got!r})"
     message = str(err["msg"])
     return message.removeprefix("Value error, ")
 
@@ -105,24 +118,47 @@ def _issue(file: str, lines: dict[Path, int], loc: Path, message: str) -> PlanIs
 
 def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[Path, int]]:
     """Parse YAML keeping the (1-based) line of every node and rejecting duplicate keys."""
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise PlanError(
+            [
+                PlanIssue(
+                    shown,
+                    line,
+                    "",
+                    f"YAML cannot contain {exc.reason}: character {exc.character!r}",
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = mark.line + 1 if mark else 0
+        line = mark.line + 1 if mark else 1
         raise PlanError([PlanIssue(shown, line, "", f"YAML syntax error: {exc.problem}")]) from None
     if node is None:
         raise PlanError([PlanIssue(shown, 1, "", "the file is empty")])
     lines: dict[Path, int] = {}
-    duplicates: list[PlanIssue] = []
+    duplicates: list[PlanIssue] = []  # duplicate or unusable keys
 
     def convert(current: yaml.Node, path: Path) -> Any:
         lines[path] = current.start_mark.line + 1
         if isinstance(current, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in current.value:
-                key = convert_scalar(key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    duplicates.append(
+                        PlanIssue(
+                            shown,
+                            key_node.start_mark.line + 1,
+                            format_path(path),
+                            "a key must be a plain word, not a list or a mapping",
+                        )
+                    )
+                    continue
+                # Keys are names: `2024:` is the key "2024", so errors and lines agree.
+                key = str(convert_scalar(key_node))
                 if key in result:
                     duplicates.append(
                         PlanIssue(
@@ -132,8 +168,8 @@ def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[Path, int]]:
                             "duplicate key (YAML would silently keep the last one)",
                         )
                     )
-                result[key] = convert(value_node, (*path, str(key)))
-                lines[(*path, str(key))] = key_node.start_mark.line + 1
+                result[key] = convert(value_node, (*path, key))
+                lines[(*path, key)] = key_node.start_mark.line + 1
             return result
         if isinstance(current, yaml.SequenceNode):
             return [convert(item, (*path, i)) for i, item in enumerate(current.value)]

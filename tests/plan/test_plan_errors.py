@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from kpi_pipeline.plan import LoadedPlan, PlanError, PlanIssue, load_plan
 
@@ -375,14 +374,16 @@ CASES = [
         "id-with-uppercase-and-space",
         [("- id: email_newsletter", "- id: Email Newsletter")],
         Expect(
-            "objectives[0].strategies[0].tactics[0].id", "id: Email Newsletter", "match pattern"
+            "objectives[0].strategies[0].tactics[0].id",
+            "id: Email Newsletter",
+            "ids use lowercase letters",
         ),
     ),
     # Currency codes are upper-case ISO 4217.
     case(
         "lowercase-currency",
         [("currency: CAD", "currency: cad")],
-        Expect("currency", "currency: cad", "match pattern"),
+        Expect("currency", "currency: cad", "3-letter ISO 4217 code"),
     ),
     # Range checks on numbers.
     case(
@@ -429,7 +430,7 @@ CASES = [
             ),
         ],
         Expect("fiscal_year_start", "fiscal_year_start: 4", "unknown key"),
-        Expect("currency", "currency: cad", "match pattern"),
+        Expect("currency", "currency: cad", "3-letter ISO 4217 code"),
         Expect("objectives[0].kpis[0].grains[2]", "fortnight", "'quarter'"),
         Expect("objectives[1].deadline", "- id: engage_visitors", "required field is missing"),
     ),
@@ -539,16 +540,9 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path: Path):
     assert isinstance(load_plan(plan_file), LoadedPlan)
 
 
-# ---- Known bugs (strict xfails: they start failing loudly once the bug is fixed) ----
+# ---- Loader edge cases that once crashed or misreported ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=yaml.reader.ReaderError,
-    reason="loader._parse_yaml: yaml.SafeLoader(text) checks for non-printable characters in "
-    "its constructor, outside the try, and ReaderError is not a MarkedYAMLError: a stray "
-    "control character escapes as yaml.reader.ReaderError instead of PlanError",
-)
 def test_control_character_is_a_plan_error(tmp_path: Path):
     text = edit(DEMO_TEXT, "organization: Northwind Outfitters", "organization: Northwind\x1b")
     plan_file = tmp_path / "plan.yaml"
@@ -557,12 +551,6 @@ def test_control_character_is_a_plan_error(tmp_path: Path):
     assert (issue.file, issue.line, issue.path) == (str(plan_file), line_of(text, "\x1b"), "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="loader._parse_yaml.convert: a complex mapping key (`? [a, b]`) constructs a list, "
-    "and `key in result` raises TypeError: unhashable type: 'list'",
-)
 def test_unhashable_key_is_a_plan_error(tmp_path: Path):
     text = edit(DEMO_TEXT, "currency: CAD\n", "currency: CAD\n? [a, b]\n: 1\n")
     plan_file = tmp_path / "plan.yaml"
@@ -571,23 +559,11 @@ def test_unhashable_key_is_a_plan_error(tmp_path: Path):
     assert issue.line == line_of(text, "? [a, b]")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IsADirectoryError,
-    reason="loader.load_plan only catches FileNotFoundError/UnicodeDecodeError around "
-    "read_text: a directory (or unreadable file) raises a raw OSError, not PlanError",
-)
 def test_directory_is_a_plan_error(tmp_path: Path):
     [issue] = load_errors(tmp_path)
     assert issue.file == str(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader._issue/_parse_yaml: `lines` is keyed by str(key) but pydantic's loc keeps the "
-    "int key, so a numeric top-level key falls back to the document's first line (5), and "
-    "format_path renders it as an index: `[2024]`",
-)
 def test_numeric_key_is_reported_at_its_line(tmp_path: Path):
     text = edit(DEMO_TEXT, "currency: CAD\n", "currency: CAD\n2024: budget\n")
     plan_file = tmp_path / "plan.yaml"
@@ -596,12 +572,6 @@ def test_numeric_key_is_reported_at_its_line(tmp_path: Path):
     assert (issue.path, issue.line) == ("2024", line_of(text, "2024: budget"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks._kpi_measure_fields: for any *_rate kind, a stray `measure` is reported as "
-    "'`measure` is implied by the kind', but no rate kind implies a `measure` (and "
-    "task_completion_rate implies nothing at all); it should say it is not used",
-)
 @pytest.mark.parametrize(
     ("kind", "measure"),
     [("task_completion_rate", "quote_form_starts"), ("conversion_rate", "key_events")],
@@ -616,11 +586,6 @@ def test_stray_measure_on_rate_kpi_is_not_called_implied(tmp_path: Path, kind: s
     assert "implied" not in issue.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks._kpi_problems: `tactics: []` is only rejected when the KPI is also segmented "
-    "by tactic, yet an empty restriction matches no traffic whatever the segments",
-)
 def test_empty_tactic_list_without_tactic_segment(tmp_path: Path):
     text = edit(DEMO_TEXT, "segments: [device]", "segments: [device]\n        tactics: []")
     plan_file = tmp_path / "plan.yaml"
