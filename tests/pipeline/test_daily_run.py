@@ -1,0 +1,159 @@
+"""The real assets, run by the real job, on a tiny export whose KPIs are computed by hand."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+KPI_TABLES = [
+    "raw.csv_traffic",
+    "raw.csv_events",
+    "raw.quarantine",
+    "marts.kpi_values",
+    "marts.kpi_scores",
+]
+
+
+def _value(frame: pd.DataFrame, **where) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for column, wanted in where.items():
+        mask &= frame[column] == wanted
+    rows = frame[mask]
+    assert len(rows) == 1, f"expected one row for {where}, found {len(rows)}"
+    return rows.iloc[0]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+@pytest.fixture
+def ran(tiny_project):
+    result = tiny_project.run()
+    assert result.success
+    return tiny_project, result
+
+
+def test_week_value_is_a_ratio_of_sums_not_a_mean_of_daily_ratios(ran):
+    project, _ = ran
+    values = project.read("select * from marts.kpi_values")
+    week = _value(values, kpi_id="conv", grain="week", period_label="2026-W02", segment="all")
+    # key events 10 + 9 + 5 + 5 x 1 = 29 over sessions 100 + 900 + 10 + 5 x 100 = 1510.
+    # The quarantined row (sessions "abc") counts for nothing.
+    assert (week.numerator, week.denominator) == (29.0, 1510.0)
+    assert week.value == pytest.approx(29 / 1510, abs=1e-15)
+    # The mean of the seven daily rates would be (19/1000 + 5/10 + 5 x 1/100) / 7 = 0.0813.
+    assert abs(week.value - (19 / 1000 + 5 / 10 + 5 * 0.01) / 7) > 0.05
+    assert not week.is_partial
+    assert week.period_start == dt.date(2026, 1, 5) and week.period_end == dt.date(2026, 1, 11)
+
+
+def test_partial_periods_are_flagged(ran):
+    project, _ = ran
+    values = project.read(
+        "select * from marts.kpi_values where kpi_id = 'conv' and segment = 'all'"
+    )
+    # W03 has only Monday 12th; January has days before history starts (5th) and after the 12th.
+    w03 = _value(values, grain="week", period_label="2026-W03")
+    assert (w03.numerator, w03.denominator, bool(w03.is_partial)) == (5.0, 50.0, True)
+    month = _value(values, grain="month", period_label="2026-01")
+    assert (month.numerator, month.denominator, bool(month.is_partial)) == (34.0, 1560.0, True)
+    day = _value(values, grain="day", period_label="2026-01-06")
+    assert (day.value, bool(day.is_partial)) == (0.5, False)
+    assert set(values["as_of_date"]) == {dt.date(2026, 1, 12)}
+
+
+def test_segments_and_tactic_attribution(ran):
+    project, _ = ran
+    values = project.read(
+        "select segment_type, segment, numerator, denominator from marts.kpi_values "
+        "where kpi_id = 'conv' and grain = 'week' and period_label = '2026-W02' "
+        "and segment_type <> 'all' order by segment_type, segment"
+    )
+    # Brand_Search matches brand_* case-insensitively; organic traffic matches no tactic.
+    assert list(values.itertuples(index=False, name=None)) == [
+        ("device", "desktop", 15.0, 110.0),
+        ("device", "mobile", 14.0, 1400.0),
+        ("tactic", "email_news", 10.0, 100.0),
+        ("tactic", "paid_brand", 5.0, 10.0),
+        ("tactic", "unattributed", 14.0, 1400.0),
+    ]
+
+
+def test_task_completion_and_volume(ran):
+    project, _ = ran
+    values = project.read("select * from marts.kpi_values where grain = 'week' and segment = 'all'")
+    task = _value(values, kpi_id="task", period_label="2026-W02")
+    # submits 2 + 3 + 5 x 1 = 10 over starts 4 + 6 + 5 x 2 = 20 (the bad row is excluded).
+    assert (task.numerator, task.denominator, task.value) == (10.0, 20.0, 0.5)
+    volume = _value(values, kpi_id="vol", period_label="2026-W02")
+    # A volume KPI has no denominator: its value is the summed measure.
+    assert volume.value == 10.0 and pd.isna(volume.denominator)
+
+
+def test_scores_follow_the_path(ran):
+    project, _ = ran
+    scores = project.read(
+        "select * from marts.kpi_scores where kpi_id = 'conv' and grain = 'week' "
+        "and period_label = '2026-W02'"
+    )
+    # Path: 0.01 on 2026-01-01 to 0.03 on 2026-12-31 (364 days); W02 is judged on Jan 11.
+    expected = 0.01 + 0.02 * 10 / 364
+    by_segment = {row.segment: row for row in scores.itertuples()}
+    assert by_segment["all"].expected == pytest.approx(expected, rel=1e-12)
+    assert by_segment["all"].status == "on_track"  # 29/1510 = 0.0192 > 0.01055
+    assert by_segment["email_news"].status == "achieved"  # 0.10 >= target 0.03
+    # 14/1400 = 0.0100 is 0.00055 behind; the band is 10 % of 0.01055 = 0.00105.
+    assert by_segment["unattributed"].status == "at_risk"
+    assert by_segment["paid_brand"].status == "insufficient_data"  # 10 sessions < 50
+    partial = project.read(
+        "select expected from marts.kpi_scores where kpi_id = 'conv' and grain = 'week' "
+        "and period_label = '2026-W03' and segment = 'all'"
+    )
+    # A partial period is judged on the last loaded day (Jan 12), not its end (Jan 18).
+    assert partial.expected.iloc[0] == pytest.approx(0.01 + 0.02 * 11 / 364, rel=1e-12)
+
+
+def test_bad_rows_are_quarantined_and_counted(ran):
+    project, result = ran
+    quarantine = project.read("select * from raw.quarantine")
+    assert len(quarantine) == 1
+    row = quarantine.iloc[0]
+    assert row.file == str(project.export_path.resolve())
+    assert (row.line, row.column_name, row.reason) == (7, "sessions", "not a number: 'abc'")
+    assert row.partition_date == dt.date(2026, 1, 8)
+    materializations = result.asset_materializations_for_node("csv_exports")
+    traffic = next(
+        m for m in materializations if m.asset_key == dg.AssetKey(["raw", "csv_traffic"])
+    )
+    assert traffic.metadata["quarantined_rows"].value == 1
+    assert traffic.metadata["dagster/row_count"].value == 9
+
+
+def test_rerunning_gives_identical_tables_and_one_more_snapshot_run(ran):
+    project, first_result = ran
+    before = {table: project.read(f"select * from {table}") for table in KPI_TABLES}
+    assert project.run().success
+    assert project.run(dt.date(2026, 1, 6), dt.date(2026, 1, 6)).success  # one day again
+    for table in KPI_TABLES:
+        assert_frame_equal(_sorted(project.read(f"select * from {table}")), _sorted(before[table]))
+    runs = project.read("select run_id, count(*) as n from marts.kpi_snapshots group by run_id")
+    assert len(runs) == 3 and first_result.run_id in set(runs.run_id)
+    assert runs.n.nunique() == 1  # every run snapshots every score row
+
+
+def test_a_failed_run_leaves_the_warehouse_as_it_was(ran):
+    project, _ = ran
+    before = {table: project.read(f"select * from {table}") for table in KPI_TABLES}
+    text = project.export_path.read_text(encoding="utf-8")
+    project.export_path.write_text(text.replace(",key_events,", ",purchases,"), encoding="utf-8")
+    failed = project.run()
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    cause = failure.step_failure_data.error.cause
+    assert cause.cls_name == "CsvFormatError"
+    assert f"{project.export_path.resolve()}:1: missing column(s) key_events" in cause.message
+    for table in KPI_TABLES:
+        assert_frame_equal(project.read(f"select * from {table}"), before[table])

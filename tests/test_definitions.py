@@ -1,0 +1,86 @@
+"""The Dagster definitions load, validate with Dagster's own CLI, and keep their shape."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from kpi_pipeline.definitions import build_definitions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Changing this list is a deliberate act: analysts and schedules refer to these keys.
+EXPECTED_ASSET_KEYS = {
+    "intermediate/int_measures_aggregated_daily",
+    "intermediate/int_traffic_sources_mapped_to_tactics",
+    "marts/kpi_scores",
+    "marts/kpi_snapshots",
+    "marts/kpi_values",
+    "plan/calendar",
+    "plan/kpi_grains",
+    "plan/kpi_segments",
+    "plan/kpi_tactics",
+    "plan/kpis",
+    "plan/measures",
+    "plan/tactic_rules",
+    "raw/csv_events",
+    "raw/csv_traffic",
+    "staging/stg_csv__events",
+    "staging/stg_csv__traffic",
+}
+
+
+def test_asset_keys_groups_and_partitions():
+    defs = build_definitions(ROOT / "plan_config" / "demo.yaml", warehouse_url="duckdb:///:memory:")
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSET_KEYS
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == {"plan", "sources", "staging", "kpis", "scoring"}
+    raw = graph.get(dg.AssetKey(["raw", "csv_traffic"]))
+    assert raw.partitions_def.timezone == "America/Toronto"
+    assert raw.partitions_def.start.date().isoformat() == "2025-06-01"
+    assert raw.backfill_policy == dg.BackfillPolicy.single_run()
+    # SQL dependencies come from ref()/source(): kpi_values reads the daily measures.
+    assert (
+        dg.AssetKey(["intermediate", "int_measures_aggregated_daily"])
+        in graph.get(dg.AssetKey(["marts", "kpi_values"])).parent_keys
+    )
+    schedule = defs.resolve_schedule_def("daily_kpis_schedule")
+    assert schedule.cron_schedule == "0 6 * * *"
+    assert schedule.execution_timezone == "America/Toronto"
+
+
+def test_warehouse_url_comes_from_an_env_var(monkeypatch):
+    secret_url = "postgresql+psycopg://analyst:s3cret@127.0.0.1:5432/test"
+    monkeypatch.setenv("KPI_WAREHOUSE_URL", secret_url)
+    defs = build_definitions(ROOT / "plan_config" / "demo.yaml")
+    warehouse = defs.resources["warehouse"]
+    # An EnvVar, not its value: the UI shows the variable's name, never the password.
+    assert isinstance(warehouse.url, dg.EnvVar)
+    assert warehouse.url.env_var_name == "KPI_WAREHOUSE_URL"
+    assert "s3cret" not in repr(warehouse)
+
+
+def test_dagster_definitions_validate_passes():
+    env = {**os.environ, "DAGSTER_HOME": ""}
+    env.pop("DAGSTER_HOME")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
