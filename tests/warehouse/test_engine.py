@@ -9,7 +9,10 @@ from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.warehouse.engine import Warehouse, WarehouseError
 
 SPEC = TableSpec(
-    "raw", "things", (("date", "date"), ("name", "text"), ("n", "bigint"), ("x", "double")), grain="t"
+    "raw",
+    "things",
+    (("date", "date"), ("name", "text"), ("n", "bigint"), ("x", "double")),
+    grain="t",
 )
 
 
@@ -39,9 +42,13 @@ def _rows(wh: Warehouse) -> list[tuple]:
 
 def test_replace_rows_swaps_only_the_partition(warehouse):
     with warehouse.transaction() as conn:
-        warehouse.bulk_insert(conn, SPEC, pd.concat([_frame("2026-01-01", ["a"], 1), _frame("2026-01-02", ["b"], 2)]))
+        warehouse.bulk_insert(
+            conn, SPEC, pd.concat([_frame("2026-01-01", ["a"], 1), _frame("2026-01-02", ["b"], 2)])
+        )
     with warehouse.transaction() as conn:
-        warehouse.replace_rows(conn, SPEC, _frame("2026-01-02", ["c", "d"], 3), "date = :d", {"d": dt.date(2026, 1, 2)})
+        warehouse.replace_rows(
+            conn, SPEC, _frame("2026-01-02", ["c", "d"], 3), "date = :d", {"d": dt.date(2026, 1, 2)}
+        )
     assert _rows(warehouse) == [
         (dt.date(2026, 1, 1), "a", 1, 0.1),
         (dt.date(2026, 1, 2), "c", 3, 0.1),
@@ -53,11 +60,16 @@ def test_a_failure_inside_the_transaction_keeps_the_previous_rows(warehouse):
     with warehouse.transaction() as conn:
         warehouse.bulk_insert(conn, SPEC, _frame("2026-01-01", ["a"], 1))
     with pytest.raises(RuntimeError, match="disk full"), warehouse.transaction() as conn:
-        warehouse.replace_rows(conn, SPEC, _frame("2026-01-01", ["z"], 9), "date = :d", {"d": dt.date(2026, 1, 1)})
+        warehouse.replace_rows(
+            conn, SPEC, _frame("2026-01-01", ["z"], 9), "date = :d", {"d": dt.date(2026, 1, 1)}
+        )
         raise RuntimeError("disk full")  # after the delete and the insert, before commit
     assert _rows(warehouse) == [(dt.date(2026, 1, 1), "a", 1, 0.1)]
 
 
 def test_a_frame_missing_a_column_is_refused(warehouse):
-    with pytest.raises(WarehouseError, match=r"raw.things: frame lacks columns \['x'\]"), warehouse.transaction() as conn:
+    with (
+        pytest.raises(WarehouseError, match=r"raw.things: frame lacks columns \['x'\]"),
+        warehouse.transaction() as conn,
+    ):
         warehouse.bulk_insert(conn, SPEC, _frame("2026-01-01", ["a"], 1).drop(columns="x"))

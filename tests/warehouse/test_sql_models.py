@@ -50,9 +50,23 @@ def test_cycles_are_rejected_with_the_cycle_named(tmp_path):
 @pytest.mark.parametrize(
     ("relative", "body", "grain", "message"),
     [
-        pytest.param("marts/a.sql", "select * from {{ ref('nope') }}", "x", "ref\\('nope'\\) names no model", id="unknown-ref"),
-        pytest.param("reports/a.sql", "select 1", "x", "models live under one of", id="unknown-layer"),
-        pytest.param("marts/a.sql", "select {{ var('x') }}", "x", "cannot read template", id="unknown-template"),
+        pytest.param(
+            "marts/a.sql",
+            "select * from {{ ref('nope') }}",
+            "x",
+            "ref\\('nope'\\) names no model",
+            id="unknown-ref",
+        ),
+        pytest.param(
+            "reports/a.sql", "select 1", "x", "models live under one of", id="unknown-layer"
+        ),
+        pytest.param(
+            "marts/a.sql",
+            "select {{ var('x') }}",
+            "x",
+            "cannot read template",
+            id="unknown-template",
+        ),
     ],
 )
 def test_bad_models_are_rejected(tmp_path, relative, body, grain, message):
