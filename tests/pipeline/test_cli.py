@@ -1,0 +1,63 @@
+"""The command line: the same job as the schedule, and the scorecard a marketing lead reads."""
+
+import json
+from pathlib import Path
+
+from kpi_pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_summarises_a_good_plan(capsys):
+    assert main(["validate", str(ROOT / "plan_config" / "demo.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "valid plan for Northwind Outfitters — 3 objectives, 8 tactics, 4 KPIs" in out
+
+
+def test_validate_locates_errors(tmp_path, capsys):
+    broken = tmp_path / "plan.yaml"
+    text = (ROOT / "plan_config" / "demo.yaml").read_text(encoding="utf-8")
+    broken.write_text(text.replace("timezone: America/Toronto", "timezone: Mars/Olympus"))
+    assert main(["validate", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken}:9: timezone: unknown IANA timezone 'Mars/Olympus'" in err
+
+
+def test_schema_is_the_plan_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Plan"
+    assert {"objectives", "timezone", "sources"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_run_then_scorecard(tiny_project, monkeypatch, capsys):
+    monkeypatch.setenv("KPI_WAREHOUSE_URL", tiny_project.warehouse_url)
+    code = main(
+        ["run", "--plan", str(tiny_project.plan_path), "--from", "2026-01-05", "--to", "2026-01-12"]
+    )
+    assert code == 0
+    assert "materialized 8 day(s) 2026-01-05..2026-01-12" in capsys.readouterr().out
+    assert main(["scorecard"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "objective", "KPI", "grain", "period", "value", "expected", "target", "status"
+    ]  # fmt: skip
+    rows = [" ".join(line.split()) for line in lines[2:]]
+    # Latest closed periods: day 2026-01-12 (5/50), week W02 (29/1510); January is partial.
+    # Form completion expected on Jan 11: 0.4 + 0.2 x 10/364 = 0.40549.
+    assert rows == [
+        "1. Sell more Conversion rate day 2026-01-12 10.00% 1.06% 3.00% achieved",
+        "1. Sell more Conversion rate week 2026-W02 1.92% 1.05% 3.00% on_track",
+        "1. Sell more Form completion week 2026-W02 50.00% 40.55% 60.00% on_track",
+        "1. Sell more Form submits week 2026-W02 10 8 20 on_track",
+    ]
+
+
+def test_run_reports_the_failing_step_and_its_cause(tiny_project, monkeypatch, capsys):
+    monkeypatch.setenv("KPI_WAREHOUSE_URL", tiny_project.warehouse_url)
+    tiny_project.export_path.write_text("date,source\n2026-01-05,google\n", encoding="utf-8")
+    assert main(["run", "--plan", str(tiny_project.plan_path), "--date", "2026-01-05"]) == 1
+    err = capsys.readouterr().err
+    assert "step csv_exports failed:" in err
+    assert "missing column(s) medium, campaign" in err
