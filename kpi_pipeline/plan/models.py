@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Identifiers end up as SQL values and Dagster names: keep them boring.
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -92,6 +92,12 @@ class UtmMatch(StrictModel):
     source: str | None = None
     medium: str | None = None
     campaign: str | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> UtmMatch:
+        if self.source is None and self.medium is None and self.campaign is None:
+            raise ValueError("a UTM rule needs at least one of source, medium, campaign")
+        return self
 
 
 class Tactic(StrictModel):

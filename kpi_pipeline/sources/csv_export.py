@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import glob
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def read_csv_exports(
     source: CsvSource, base_dir: Path, first_day: dt.date, last_day: dt.date
 ) -> CsvExtract:
     """Rows dated within [first_day, last_day] from every file matching the source's glob."""
-    pattern = source.path if Path(source.path).is_absolute() else str(base_dir / source.path)
+    # The plan's folder is a literal path: only the plan's own pattern may hold wildcards.
+    root = Path(glob.escape(str(base_dir)))
+    pattern = source.path if Path(source.path).is_absolute() else str(root / source.path)
     # glob.glob, unlike Path.glob, accepts "../" and absolute patterns as users write them.
     files = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207
     frames, bad = [], []
@@ -143,7 +146,7 @@ def _read_file(path: Path, source: CsvSource) -> tuple[pd.DataFrame, pd.DataFram
             )
         positions = [header.index(h) for h in wanted.values()]
         previous_end = reader.line_num
-        for fields in reader:
+        for fields in _checked(reader, shown):
             start, previous_end = previous_end + 1, reader.line_num
             if not fields or fields == [""]:
                 continue
@@ -165,6 +168,18 @@ def _read_file(path: Path, source: CsvSource) -> tuple[pd.DataFrame, pd.DataFram
     frame["file"] = shown
     frame["line"] = np.asarray(lines, dtype="int64")
     return frame, quarantine_frame(rejected)
+
+
+def _checked(reader: Iterator[list[str]], shown: str) -> Iterator[list[str]]:
+    """The reader's rows; a file the csv module cannot split at all fails with its line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        line = getattr(reader, "line_num", 0)
+        raise CsvFormatError(
+            f"{shown}:{line}: cannot split the file into rows ({exc}); "
+            "look for an unclosed quote above this line"
+        ) from None
 
 
 def _rejection(file: str, line: int, column: str | None, reason: str, raw: str) -> dict:
@@ -217,7 +232,7 @@ def _parse_rows(
         if source.decimal == ",":
             text = text.str.replace(",", ".", regex=False)
         value = pd.to_numeric(text.mask(text == ""), errors="coerce")
-        flag(value.isna(), field, "not a number: " + rows[field].map(repr))
+        flag(value.isna() | np.isinf(value), field, "not a number: " + rows[field].map(repr))
         flag(value < 0, field, "negative count: " + rows[field].map(repr))
         if field in ("sessions", "engaged_sessions"):
             flag(value % 1 != 0, field, "not a whole number: " + rows[field].map(repr))
@@ -225,11 +240,11 @@ def _parse_rows(
     flag(
         numbers["engaged_sessions"] > numbers["sessions"],
         "engaged_sessions",
-        "engaged_sessions exceeds sessions",
+        f"{source.columns.engaged_sessions} exceeds {source.columns.sessions}",
     )
 
     partition = dates.dt.date
-    in_range = dates.notna() & (partition >= first_day) & (partition <= last_day)
+    in_range = dates.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
     valid = reason.isna() & in_range
     keys = pd.DataFrame({"date": dates, **{d: _dimension(rows[d]) for d in DIMENSIONS}})
     duplicated = valid & keys[valid].duplicated(keep="first").reindex(rows.index, fill_value=False)
@@ -291,7 +306,7 @@ def _keep_in_range(quarantine: pd.DataFrame, first_day: dt.date, last_day: dt.da
     """Bad rows dated in the run's range, and those whose date could not be read at all."""
     day = pd.to_datetime(quarantine["partition_date"], errors="coerce")
     undated = day.isna()
-    in_range = (day.dt.date >= first_day) & (day.dt.date <= last_day)
+    in_range = day.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
     kept = quarantine[undated | in_range].copy()
     kept["partition_date"] = pd.to_datetime(kept["partition_date"], errors="coerce").astype(
         "datetime64[s]"
