@@ -267,7 +267,7 @@ def test_quarantine_reasons_lines_and_columns(tmp_path: Path) -> None:
          "2026-01-05,google,cpc,brand,/home,desktop,10,5,1,-2"),
         ("ga4", JAN6, a, 5, "visits", "not a whole number: '12.5'",
          "2026-01-06,google,organic,,/about,desktop,12.5,5,1,0"),
-        ("ga4", JAN6, a, 6, "engaged_visits", "engaged_sessions exceeds sessions",
+        ("ga4", JAN6, a, 6, "engaged_visits", "engaged_visits exceeds visits",
          "2026-01-06,google,organic,,/contact,desktop,3,5,0,0"),
         ("ga4", None, a, 7, "Day", "cannot read date '2026-02-30' with format %Y-%m-%d",
          "2026-02-30,google,organic,,/home,desktop,10,5,1,0"),
