@@ -38,9 +38,17 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         with wh.transaction() as conn:
             wh.replace_all(conn, KPI_SCORES, scores)
         statuses = latest_closed_statuses(scores)
+        covered = {}
+        if not scores.empty:
+            covered = {
+                "first_period_start": str(scores["period_start"].min().date()),
+                "last_period_end": str(scores["period_end"].max().date()),
+                "as_of_date": str(scores["as_of_date"].max().date()),
+            }
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(scores),
+                **covered,
                 "latest_closed_statuses": dg.MetadataValue.json(statuses),
             }
         )

@@ -157,3 +157,22 @@ def test_a_failed_run_leaves_the_warehouse_as_it_was(ran):
     assert f"{project.export_path.resolve()}:1: missing column(s) key_events" in cause.message
     for table in KPI_TABLES:
         assert_frame_equal(project.read(f"select * from {table}"), before[table])
+
+
+def test_scoring_metadata_names_the_periods_covered(ran):
+    _, result = ran
+    scores = next(
+        m
+        for m in result.asset_materializations_for_node("marts__kpi_scores")
+        if m.asset_key == dg.AssetKey(["marts", "kpi_scores"])
+    )
+    metadata = {key: value.value for key, value in scores.metadata.items()}
+    # The month row of January spans the 1st to the 31st, beyond the loaded 5th..12th.
+    assert metadata["first_period_start"] == "2026-01-01"
+    assert metadata["last_period_end"] == "2026-01-31"
+    assert metadata["as_of_date"] == "2026-01-12"
+    assert metadata["latest_closed_statuses"] == {
+        "conv": {"day": "achieved", "week": "on_track"},
+        "task": {"week": "on_track"},
+        "vol": {"week": "on_track"},
+    }
