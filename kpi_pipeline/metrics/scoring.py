@@ -41,6 +41,12 @@ class Goal:
     tolerance_mode: ToleranceMode = ToleranceMode.RELATIVE
     min_denominator: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.target_date <= self.baseline_date:
+            raise ValueError(
+                f"target date {self.target_date} must be after the baseline {self.baseline_date}"
+            )
+
     @classmethod
     def of(cls, kpi: Kpi) -> Goal:
         return cls(

@@ -16,29 +16,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kpi_pipeline.lib.tables import TableSpec
+from kpi_pipeline.lib.tables import ColumnType, TableSpec
 from kpi_pipeline.plan.models import CsvSource
 from kpi_pipeline.sources.quarantine import QUARANTINE, quarantine_frame
 
 DIMENSIONS = ("source", "medium", "campaign", "landing_page", "device")
 NOT_SET = "(not set)"
 
+# Every raw row carries its key and where it came from (file and line), for tracing back.
+_ROW_KEY: tuple[tuple[str, ColumnType], ...] = (
+    ("source_id", "text"),
+    ("date", "date"),
+    *((dimension, "text") for dimension in DIMENSIONS),
+)
+_LINEAGE: tuple[tuple[str, ColumnType], ...] = (("file", "text"), ("line", "bigint"))
+
 CSV_TRAFFIC = TableSpec(
     schema="raw",
     name="csv_traffic",
     columns=(
-        ("source_id", "text"),
-        ("date", "date"),
-        ("source", "text"),
-        ("medium", "text"),
-        ("campaign", "text"),
-        ("landing_page", "text"),
-        ("device", "text"),
+        *_ROW_KEY,
         ("sessions", "bigint"),
         ("engaged_sessions", "bigint"),
         ("key_events", "double"),
-        ("file", "text"),
-        ("line", "bigint"),
+        *_LINEAGE,
     ),
     grain="one row per source, date, source/medium/campaign, landing page and device",
     keys=("source_id", "date", *DIMENSIONS),
@@ -47,19 +48,7 @@ CSV_TRAFFIC = TableSpec(
 CSV_EVENTS = TableSpec(
     schema="raw",
     name="csv_events",
-    columns=(
-        ("source_id", "text"),
-        ("date", "date"),
-        ("source", "text"),
-        ("medium", "text"),
-        ("campaign", "text"),
-        ("landing_page", "text"),
-        ("device", "text"),
-        ("event_name", "text"),
-        ("event_count", "double"),
-        ("file", "text"),
-        ("line", "bigint"),
-    ),
+    columns=(*_ROW_KEY, ("event_name", "text"), ("event_count", "double"), *_LINEAGE),
     grain="one row per traffic row and event name with a non-zero count",
     keys=("source_id", "date", *DIMENSIONS, "event_name"),
 )
