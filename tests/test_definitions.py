@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Changing this list is a deliberate act: analysts and schedules refer to these keys.
 EXPECTED_ASSET_KEYS = {
+    "intermediate/int_csv__measures",
+    "intermediate/int_measures_unioned",
     "intermediate/int_measures_aggregated_daily",
     "intermediate/int_traffic_sources_mapped_to_tactics",
     "marts/kpi_scores",

@@ -3,15 +3,9 @@
 -- description: Each UTM combination attributed to the first plan tactic whose rules match it.
 with
 
-traffic as (
+measures as (
 
-    select * from {{ ref('stg_csv__traffic') }}
-
-),
-
-events as (
-
-    select * from {{ ref('stg_csv__events') }}
+    select * from {{ ref('int_measures_unioned') }}
 
 ),
 
@@ -23,9 +17,7 @@ rules as (
 
 utm_combinations as (
 
-    select source, medium, campaign from traffic
-    union
-    select source, medium, campaign from events
+    select distinct source, medium, campaign from measures
 
 ),
 

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from kpi_pipeline.plan.base import IDENTIFIER_PATTERN
 from kpi_pipeline.plan.checks import Path, check_plan, format_path
-from kpi_pipeline.plan.models import IDENTIFIER_PATTERN, Plan
+from kpi_pipeline.plan.models import Plan
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-# Identifiers end up as SQL values and Dagster names: keep them boring.
-IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-
-
-class StrictModel(BaseModel):
-    """Base for every plan model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from kpi_pipeline.plan.base import Identifier, StrictModel
 
 
 class Grain(StrEnum):

@@ -1,0 +1,19 @@
+-- grain: one row per source, source row and measure
+-- keys: source_id, date, source, medium, campaign, device, measure_id
+-- description: Additive measures of every source in one shape; each source adds one union branch.
+with
+
+csv_measures as (
+
+    select source_id, date, source, medium, campaign, device, measure_id, value
+    from {{ ref('int_csv__measures') }}
+
+),
+
+final as (
+
+    select * from csv_measures
+
+)
+
+select * from final
