@@ -1,20 +1,48 @@
-"""The warehouse: a SQLAlchemy engine with bulk loads and all-or-nothing partition replaces."""
+"""The warehouse: a SQLAlchemy engine with bulk loads and all-or-nothing partition replaces.
+
+Bulk paths, one per engine, never row-by-row SQL:
+
+- DuckDB scans Arrow tables registered on the connection (`insert ... select from view`);
+- PostgreSQL receives `COPY ... FROM STDIN (FORMAT csv)` through psycopg 3's `cursor.copy`,
+  fed chunk by chunk with CSV that Arrow writes in C++.
+
+Both load in chunks of `CHUNK_ROWS`, so memory stays flat whatever the size of the load.
+
+Safe writes: a partition is replaced (delete + bulk insert) inside one transaction. On
+PostgreSQL a transaction-scoped advisory lock claims the partition (a second run of the same
+partition fails at once with `WarehouseBusyError`) and another serialises writers of the same
+table (runs of other days wait their turn). DuckDB has a single writer per file; a second
+process gets the same `WarehouseBusyError`, naming the process that holds the file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///warehouse/kpi.duckdb"
+# Rows per Arrow chunk: large enough that per-chunk overhead vanishes, small enough that a
+# chunk's CSV text (PostgreSQL) stays a few tens of MiB.
+CHUNK_ROWS = 200_000
+
+# Identifiers that reach SQL text from configuration or the command line (role names,
+# schemas): lower-case, start with a letter or underscore, at most 63 bytes (PostgreSQL's
+# NAMEDATALEN). They are quoted as well; the pattern keeps them readable and unsurprising.
+SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 _SA_TYPES: dict[ColumnType, Any] = {
     "text": sa.Text,
@@ -26,17 +54,80 @@ _SA_TYPES: dict[ColumnType, Any] = {
     "timestamp": sa.DateTime(timezone=True),
 }
 
+_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    "text": pa.string(),
+    "date": pa.date32(),
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+_DUCKDB_LOCK = re.compile(
+    r"Could not set lock on file \"(?P<file>[^\"]+)\".*?PID (?P<pid>\d+)", re.S
+)
+
 
 class WarehouseError(RuntimeError):
     """A warehouse operation failed; the transaction was rolled back."""
 
 
+class WarehouseBusyError(WarehouseError):
+    """Another run holds what this run needs (a partition, or DuckDB's single writer slot)."""
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """`name` if it is a plain SQL identifier, else a `WarehouseError` saying why."""
+    if not SQL_IDENTIFIER.fullmatch(name):
+        raise WarehouseError(
+            f"{what} {name!r} is not a plain SQL identifier: use lower-case letters, digits "
+            "and underscores, starting with a letter or underscore, at most 63 characters"
+        )
+    return name
+
+
 def create_warehouse_engine(url: str) -> Engine:
-    """Engine for `url`; a DuckDB file's folder is created on first use."""
+    """Engine for `url`; a DuckDB file's folder is created on first use.
+
+    PostgreSQL URLs use psycopg 3 (its COPY is the bulk path): `postgresql://` and
+    `postgres://` are read as `postgresql+psycopg://`; another driver is refused.
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "duckdb" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    backend = parsed.get_backend_name()
+    if backend == "duckdb":
+        if parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        sa.event.listen(engine, "do_connect", _connect_duckdb_or_explain)
+        return engine
+    if backend in ("postgresql", "postgres"):
+        driver = parsed.drivername.partition("+")[2]
+        if driver in ("", "psycopg"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        else:
+            raise WarehouseError(
+                f"PostgreSQL driver {driver!r} is not supported: use postgresql+psycopg:// "
+                "(psycopg 3, whose COPY is the bulk load path)"
+            )
     return sa.create_engine(parsed)
+
+
+def _connect_duckdb_or_explain(dialect, conn_rec, cargs, cparams):
+    """Open the DuckDB file; if another process holds it, say who and what to do."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        match = _DUCKDB_LOCK.search(str(exc))
+        if match is None:
+            raise
+        raise WarehouseBusyError(
+            f"the DuckDB warehouse {match['file']} is in use by another process "
+            f"(PID {match['pid']}). DuckDB allows one writing process at a time, so two runs "
+            "cannot write it at once and this run changed nothing: re-run it when the other "
+            "run has finished, or use PostgreSQL (KPI_WAREHOUSE_URL=postgresql+psycopg://...) "
+            "for concurrent runs."
+        ) from None
 
 
 class Warehouse:
@@ -44,6 +135,7 @@ class Warehouse:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._migrated = False
 
     @classmethod
     def from_url(cls, url: str) -> Warehouse:
@@ -52,6 +144,10 @@ class Warehouse:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -64,11 +160,36 @@ class Warehouse:
 
     # -- schema -------------------------------------------------------------------------
 
+    def migrate(self, target: int | None = None) -> list[int]:
+        """Bring the schema to `target` (default: latest); returns the versions applied."""
+        from kpi_pipeline.warehouse.migrations import migrate
+
+        applied = migrate(self, target)
+        self._migrated = target is None
+        return applied
+
     def ensure_table(self, spec: TableSpec, conn: Connection | None = None) -> None:
-        """Create `spec`'s schema and table if missing (existing tables are left alone)."""
+        """Make sure `spec`'s table exists with every declared column.
+
+        The first call runs the versioned migrations (`warehouse/migrations.py`), which own
+        every table the pipeline writes. A table no migration knows yet (a source being
+        developed) is created from its spec; a known table lacking a declared column is an
+        error that asks for a migration, never a silent `ALTER`.
+        """
+        if not self._migrated:
+            self.migrate()
         with self._maybe_transaction(conn) as c:
-            c.execute(sa.schema.CreateSchema(spec.schema, if_not_exists=True))
-            self._table(spec).create(c, checkfirst=True)
+            existing = self.column_names(c, spec.schema, spec.name)
+            if not existing:
+                c.execute(sa.schema.CreateSchema(spec.schema, if_not_exists=True))
+                self._table(spec).create(c, checkfirst=True)
+                return
+            missing = [name for name in spec.column_names if name not in existing]
+            if missing:
+                raise WarehouseError(
+                    f"{spec.qualified_name} lacks column(s) {missing} that the code declares: "
+                    "add a migration to kpi_pipeline/warehouse/migrations.py"
+                )
 
     def ensure_schema(self, name: str) -> None:
         with self.transaction() as conn:
@@ -87,51 +208,191 @@ class Warehouse:
             return None
         return "view" if "VIEW" in str(row[0]).upper() else "table"
 
+    def column_names(self, conn: Connection, schema: str, name: str) -> list[str]:
+        """Columns of `schema.name` in table order (empty when it does not exist)."""
+        rows = conn.execute(
+            sa.text(
+                "select column_name from information_schema.columns "
+                "where table_schema = :schema and table_name = :name order by ordinal_position"
+            ),
+            {"schema": schema, "name": name},
+        )
+        return [row[0] for row in rows]
+
+    # -- locks --------------------------------------------------------------------------
+
+    def claim_partition(self, conn: Connection, spec: TableSpec, scope: Mapping[str, Any]) -> None:
+        """Claim `spec`'s partition `scope` for this transaction, or fail if another run has it.
+
+        PostgreSQL: `pg_try_advisory_xact_lock` on a key of table and scope, released at
+        commit or rollback (or when a killed client's connection drops). DuckDB: nothing to
+        do, its file lock already admits a single writing process.
+        """
+        if not self.is_postgres:
+            return
+        key = _lock_key(spec.qualified_name, *(f"{k}={scope[k]}" for k in sorted(scope)))
+        got = conn.execute(sa.text("select pg_try_advisory_xact_lock(:key)"), {"key": key})
+        if got.scalar_one():
+            return
+        described = ", ".join(f"{k}={scope[k]!s}" for k in sorted(scope)) or "the whole table"
+        raise WarehouseBusyError(
+            f"{spec.qualified_name}: another run is replacing the same partition "
+            f"({described}){self._holder(conn, key)}. Runs of one partition cannot interleave, "
+            "so this write stopped before changing anything: re-run it when the other run has "
+            "finished."
+        )
+
+    def serialize_writes(self, conn: Connection, relation: str) -> None:
+        """Wait until no other transaction writes `relation`, then hold it until commit."""
+        if self.is_postgres:
+            conn.execute(
+                sa.text("select pg_advisory_xact_lock(:key)"), {"key": _lock_key(relation)}
+            )
+
+    def _holder(self, conn: Connection, key: int) -> str:
+        row = conn.execute(
+            sa.text(
+                "select l.pid, a.application_name, a.xact_start "
+                "from pg_locks l left join pg_stat_activity a on a.pid = l.pid "
+                "where l.locktype = 'advisory' and l.granted and l.objsubid = 1 "
+                "and l.database = (select oid from pg_database where datname = current_database()) "
+                "and l.classid::bigint = :hi and l.objid::bigint = :lo limit 1"
+            ),
+            {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
+        ).first()
+        if row is None:
+            return ""
+        since = f", in a transaction since {row.xact_start:%Y-%m-%d %H:%M:%S%z}" if row[2] else ""
+        app = f" ({row.application_name})" if row.application_name else ""
+        return f" — PostgreSQL backend pid {row.pid}{app}{since}"
+
     # -- writes -------------------------------------------------------------------------
 
     def replace_rows(
         self,
         conn: Connection,
         spec: TableSpec,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | Iterable[pd.DataFrame],
         where: str,
         params: Mapping[str, Any],
     ) -> int:
         """Delete the rows matching `where` (bind parameters only), then bulk insert `frame`.
 
-        Run inside `transaction()`: a failure part way leaves the previous rows in place.
+        Run inside `transaction()`: a failure part way leaves the previous rows in place. The
+        partition (`params`) is claimed first, so a second run of it fails with a clear
+        message instead of interleaving.
         """
+        self.claim_partition(conn, spec, params)
+        self.serialize_writes(conn, spec.qualified_name)
         conn.execute(sa.text(f"delete from {self._quoted(spec)} where {where}"), dict(params))
         return self.bulk_insert(conn, spec, frame)
 
-    def replace_all(self, conn: Connection, spec: TableSpec, frame: pd.DataFrame) -> int:
+    def replace_all(
+        self, conn: Connection, spec: TableSpec, frame: pd.DataFrame | Iterable[pd.DataFrame]
+    ) -> int:
+        self.serialize_writes(conn, spec.qualified_name)
         conn.execute(sa.text(f"delete from {self._quoted(spec)}"))
         return self.bulk_insert(conn, spec, frame)
 
-    def bulk_insert(self, conn: Connection, spec: TableSpec, frame: pd.DataFrame) -> int:
-        """Insert a frame in bulk: DuckDB scans the DataFrame in place (no row-by-row SQL)."""
-        if frame.empty:
-            return 0
-        missing = [c for c in spec.column_names if c not in frame.columns]
-        if missing:
-            raise WarehouseError(f"{spec.qualified_name}: frame lacks columns {missing}")
-        frame = frame[spec.column_names]
+    def bulk_insert(
+        self,
+        conn: Connection,
+        spec: TableSpec,
+        frames: pd.DataFrame | Iterable[pd.DataFrame],
+        chunk_rows: int = CHUNK_ROWS,
+    ) -> int:
+        """Insert one frame or a stream of frames in bulk, `chunk_rows` rows at a time."""
+        chunks = (
+            arrow_chunk
+            for frame in ([frames] if isinstance(frames, pd.DataFrame) else frames)
+            for arrow_chunk in _arrow_chunks(spec, frame, chunk_rows)
+        )
+        if self.is_postgres:
+            return self._copy_postgres(conn, spec, chunks)
+        return self._insert_arrow(conn, spec, chunks)
+
+    def _insert_arrow(self, conn: Connection, spec: TableSpec, chunks: Iterable[pa.Table]) -> int:
+        """DuckDB (and any engine whose driver can scan Arrow): insert from a registered view."""
         columns = ", ".join(self._quote_identifier(c) for c in spec.column_names)
-        if self.dialect == "duckdb":
-            raw = conn.connection.driver_connection
+        raw = conn.connection.driver_connection
+        if not hasattr(raw, "register"):
+            raise WarehouseError(f"no bulk load path for the {self.dialect} dialect")
+        rows = 0
+        for chunk in chunks:
             view = f"_kpi_load_{uuid.uuid4().hex}"
-            raw.register(view, frame)
+            raw.register(view, chunk)
             try:
                 conn.exec_driver_sql(
                     f"insert into {self._quoted(spec)} ({columns}) select {columns} from {view}"
                 )
             finally:
                 raw.unregister(view)
-        else:
-            # Portable fallback (one executemany); server warehouses get their own bulk path.
-            records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-            conn.execute(self._table(spec).insert(), records)
-        return len(frame)
+            rows += chunk.num_rows
+        return rows
+
+    def _copy_postgres(self, conn: Connection, spec: TableSpec, chunks: Iterable[pa.Table]) -> int:
+        """PostgreSQL: one `COPY FROM STDIN` fed with Arrow-written CSV, chunk by chunk."""
+        columns = ", ".join(self._quote_identifier(c) for c in spec.column_names)
+        sql = f"copy {self._quoted(spec)} ({columns}) from stdin with (format csv)"
+        options = pa_csv.WriteOptions(include_header=False, batch_size=CHUNK_ROWS)
+        raw = conn.connection.driver_connection
+        rows = 0
+        try:
+            with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                for chunk in chunks:
+                    if chunk.num_rows == 0:
+                        continue
+                    buffer = io.BytesIO()
+                    # Strings are always quoted and nulls left empty: '' and NULL stay distinct.
+                    pa_csv.write_csv(chunk, buffer, options)
+                    copy.write(buffer.getbuffer())
+                    rows += chunk.num_rows
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise WarehouseError(f"{spec.qualified_name}: COPY failed: {exc}") from exc
+            raise
+        return rows
+
+    # -- analyst access -----------------------------------------------------------------
+
+    def grant_readonly(self, role: str, schemas: Iterable[str] = ("marts",)) -> list[str]:
+        """Let PostgreSQL `role` SELECT the tables of `schemas` (the marts) and nothing else.
+
+        Default privileges cover tables the pipeline re-creates later (`kpi_values` is
+        rebuilt every run), so the grant survives runs. Returns the statements executed.
+        """
+        if not self.is_postgres:
+            raise WarehouseError(
+                f"grant-readonly needs PostgreSQL; a {self.dialect} warehouse has no roles "
+                "(give analysts a copy of the file, opened read-only)"
+            )
+        validate_identifier(role, "role name")
+        schema_names = [validate_identifier(s, "schema name") for s in schemas]
+        self.migrate()
+        with self.transaction() as conn:
+            exists = conn.execute(
+                sa.text("select 1 from pg_roles where rolname = :role"), {"role": role}
+            ).first()
+            if exists is None:
+                raise WarehouseError(
+                    f"role {role!r} does not exist: create it first, e.g. "
+                    f"CREATE ROLE {role} LOGIN PASSWORD '...'"
+                )
+            database = conn.execute(sa.text("select current_database()")).scalar_one()
+            q = self._quote_identifier
+            statements = [f"grant connect on database {q(database)} to {q(role)}"]
+            for schema in schema_names:
+                statements += [
+                    f"grant usage on schema {q(schema)} to {q(role)}",
+                    f"grant select on all tables in schema {q(schema)} to {q(role)}",
+                    f"alter default privileges in schema {q(schema)} "
+                    f"grant select on tables to {q(role)}",
+                ]
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+        return statements
 
     # -- reads --------------------------------------------------------------------------
 
@@ -161,9 +422,51 @@ class Warehouse:
 
     @staticmethod
     def _table(spec: TableSpec) -> sa.Table:
-        return sa.Table(
-            spec.name,
-            sa.MetaData(),
-            *(sa.Column(name, _SA_TYPES[kind]) for name, kind in spec.columns),
-            schema=spec.schema,
-        )
+        return sa_table(spec.schema, spec.name, spec.columns)
+
+
+def sa_table(schema: str, name: str, columns: Iterable[tuple[str, ColumnType]]) -> sa.Table:
+    """A SQLAlchemy table for declared columns (each dialect renders its own types)."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(column, _SA_TYPES[kind]) for column, kind in columns),
+        schema=schema,
+    )
+
+
+def sa_type(kind: ColumnType) -> Any:
+    """The SQLAlchemy type of a declared column type."""
+    return _SA_TYPES[kind]
+
+
+def to_arrow(spec: TableSpec, frame: pd.DataFrame) -> pa.Table:
+    """`frame`'s declared columns as an Arrow table of the declared types (NaN -> null)."""
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise WarehouseError(f"{spec.qualified_name}: frame lacks columns {missing}")
+    arrays = []
+    for name, kind in spec.columns:
+        try:
+            array = pa.array(frame[name], from_pandas=True)
+            target = _ARROW_TYPES[kind]
+            if array.type != target:
+                array = array.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise WarehouseError(
+                f"{spec.qualified_name}.{name}: values do not fit the declared {kind}: {exc}"
+            ) from exc
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=spec.column_names)
+
+
+def _arrow_chunks(spec: TableSpec, frame: pd.DataFrame, chunk_rows: int) -> Iterator[pa.Table]:
+    # An empty frame inserts nothing, whatever its columns (sources emit bare empty frames).
+    for start in range(0, len(frame), chunk_rows):
+        yield to_arrow(spec, frame.iloc[start : start + chunk_rows])
+
+
+def _lock_key(*parts: str) -> int:
+    """A stable signed 64-bit advisory-lock key for `parts` (same text, same key)."""
+    digest = hashlib.blake2b("\x1f".join(("kpi_pipeline", *parts)).encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import sqlglot
 import sqlalchemy as sa
+import sqlglot
 from sqlalchemy.engine import Connection
 
 from kpi_pipeline.warehouse.engine import Warehouse
@@ -134,6 +134,9 @@ def run_model(warehouse: Warehouse, model: SqlModel, layer_of: dict[str, str]) -
     """(Re)build one model in one transaction; returns the row count of a table model."""
     sql = render_model(model, layer_of, warehouse.dialect)
     with warehouse.transaction() as conn:
+        # Two runs rebuilding the same model take turns (PostgreSQL advisory lock); without
+        # it the second would drop the relation the first is re-creating.
+        warehouse.serialize_writes(conn, model.relation)
         conn.execute(sa.schema.CreateSchema(model.schema, if_not_exists=True))
         _drop_relation(warehouse, conn, model)
         kind = "view" if model.materialized == "view" else "table"

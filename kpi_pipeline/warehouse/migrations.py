@@ -1,0 +1,276 @@
+"""Versioned schema migrations for every table the pipeline writes.
+
+Why a small versioned-DDL table and not Alembic: the pipeline's tables are declared as data
+(`TableSpec`) and must be created identically on DuckDB and PostgreSQL (and, through their
+SQLAlchemy dialects, on BigQuery or Snowflake). Alembic would add an `env.py`, a script
+folder and a second description of each table, and its DuckDB support rests on
+duckdb-engine's partial `ALTER` implementation. What we need is small: an ordered list of
+steps, each applied once, in its own transaction (both engines have transactional DDL),
+recorded in `meta.schema_migrations`, with concurrent migrators serialised by an advisory
+lock on PostgreSQL. That is this module, about a hundred lines.
+
+Rules for adding a migration: never edit a released one (warehouses already ran it); append
+a new `Migration` with the next version; describe tables here with literal column lists,
+not by importing today's `TableSpec` (a migration must mean the same thing forever). The
+test `tests/warehouse/test_migrations.py` fails if the code declares a column that no
+migration creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kpi_pipeline.lib.tables import ColumnType
+from kpi_pipeline.warehouse.engine import WarehouseError, sa_table
+from kpi_pipeline.warehouse.engine import sa_type as _sa_type
+
+if TYPE_CHECKING:
+    from kpi_pipeline.warehouse.engine import Warehouse
+
+VERSION_SCHEMA = "meta"
+VERSION_TABLE = "schema_migrations"
+
+Columns = tuple[tuple[str, ColumnType], ...]
+
+_DIMENSIONS: Columns = (
+    ("source", "text"),
+    ("medium", "text"),
+    ("campaign", "text"),
+    ("landing_page", "text"),
+    ("device", "text"),
+)
+_ROW_KEY: Columns = (("source_id", "text"), ("date", "date"), *_DIMENSIONS)
+_LINEAGE: Columns = (("file", "text"), ("line", "bigint"))
+_SCORE: Columns = (
+    ("kpi_id", "text"),
+    ("kpi_label", "text"),
+    ("kind", "text"),
+    ("direction", "text"),
+    ("objective_id", "text"),
+    ("objective_title", "text"),
+    ("objective_priority", "integer"),
+    ("grain", "text"),
+    ("period_start", "date"),
+    ("period_end", "date"),
+    ("period_label", "text"),
+    ("segment_type", "text"),
+    ("segment", "text"),
+    ("numerator", "double"),
+    ("denominator", "double"),
+    ("value", "double"),
+    ("days_with_data", "bigint"),
+    ("is_partial", "boolean"),
+    ("as_of_date", "date"),
+    ("expected", "double"),
+    ("target", "double"),
+    ("tolerance_band", "double"),
+    ("status", "text"),
+    ("ci_low", "double"),
+    ("ci_high", "double"),
+    ("forecast_at_deadline", "double"),
+    ("projected_status", "text"),
+)
+
+# Version 1: the tables as the pipeline first wrote them (before migrations existed).
+BASELINE_TABLES: dict[tuple[str, str], Columns] = {
+    ("raw", "csv_traffic"): (
+        *_ROW_KEY,
+        ("sessions", "bigint"),
+        ("engaged_sessions", "bigint"),
+        ("key_events", "double"),
+        *_LINEAGE,
+    ),
+    ("raw", "csv_events"): (
+        *_ROW_KEY,
+        ("event_name", "text"),
+        ("event_count", "double"),
+        *_LINEAGE,
+    ),
+    ("raw", "quarantine"): (
+        ("source_id", "text"),
+        ("partition_date", "date"),
+        ("file", "text"),
+        ("line", "bigint"),
+        ("column_name", "text"),
+        ("reason", "text"),
+        ("raw_text", "text"),
+    ),
+    ("plan", "kpis"): (
+        ("kpi_id", "text"),
+        ("objective_id", "text"),
+        ("objective_title", "text"),
+        ("objective_priority", "integer"),
+        ("kpi_label", "text"),
+        ("kind", "text"),
+        ("direction", "text"),
+        ("numerator_measure", "text"),
+        ("denominator_measure", "text"),
+        ("is_rate", "boolean"),
+    ),
+    ("plan", "kpi_grains"): (("kpi_id", "text"), ("grain", "text")),
+    ("plan", "kpi_segments"): (("kpi_id", "text"), ("segment_type", "text")),
+    ("plan", "kpi_tactics"): (("kpi_id", "text"), ("tactic_id", "text")),
+    ("plan", "tactic_rules"): (
+        ("rule_order", "integer"),
+        ("tactic_id", "text"),
+        ("channel", "text"),
+        ("strategy_id", "text"),
+        ("objective_id", "text"),
+        ("source_pattern", "text"),
+        ("medium_pattern", "text"),
+        ("campaign_pattern", "text"),
+    ),
+    ("plan", "measures"): (("measure_id", "text"), ("event_name", "text")),
+    ("plan", "calendar"): (
+        ("date", "date"),
+        ("grain", "text"),
+        ("period_start", "date"),
+        ("period_end", "date"),
+        ("period_label", "text"),
+    ),
+    ("marts", "kpi_scores"): _SCORE,
+    ("marts", "kpi_snapshots"): (
+        ("run_id", "text"),
+        ("computed_at", "timestamp"),
+        ("plan_hash", "text"),
+        *_SCORE,
+    ),
+}
+
+# Version 2: the filters every run applies, indexed on PostgreSQL (partition deletes by
+# source and day, snapshot look-ups by run). DuckDB's zone maps already prune these scans
+# and its indexes would slow bulk loads, so there the step only records the version.
+PARTITION_INDEXES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "ix_csv_traffic_partition": ("raw", "csv_traffic", ("source_id", "date")),
+    "ix_csv_events_partition": ("raw", "csv_events", ("source_id", "date")),
+    "ix_quarantine_partition": ("raw", "quarantine", ("source_id", "partition_date")),
+    "ix_kpi_snapshots_run": ("marts", "kpi_snapshots", ("run_id",)),
+}
+
+
+# Version 3: data-quality flags, forecast bounds and the reason a status is held, on every
+# score (current and snapshots). Old snapshots keep their rows, with these columns null.
+SCORE_COLUMNS_V3: Columns = (
+    ("quality_flags", "text"),
+    ("forecast_low", "double"),
+    ("forecast_high", "double"),
+    ("hold_reason", "text"),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection, str], None]  # (connection, SQLAlchemy dialect name)
+
+
+def _baseline(conn: Connection, dialect: str) -> None:
+    # `checkfirst`: a warehouse written before migrations existed already has these tables
+    # (same columns); they are adopted as they are, rows included.
+    for schema in sorted({schema for schema, _ in BASELINE_TABLES}):
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+    for (schema, name), columns in BASELINE_TABLES.items():
+        sa_table(schema, name, columns).create(conn, checkfirst=True)
+
+
+def _partition_indexes(conn: Connection, dialect: str) -> None:
+    if dialect != "postgresql":
+        return
+    for index, (schema, table, columns) in PARTITION_INDEXES.items():
+        conn.exec_driver_sql(
+            f"create index if not exists {index} on {schema}.{table} ({', '.join(columns)})"
+        )
+
+
+def _score_columns_v3(conn: Connection, dialect: str) -> None:
+    for table in ("kpi_scores", "kpi_snapshots"):
+        for column, kind in SCORE_COLUMNS_V3:
+            _add_column(conn, "marts", table, column, kind)
+
+
+def _add_column(conn: Connection, schema: str, table: str, column: str, kind: ColumnType) -> None:
+    type_sql = sa.Column(column, _sa_type(kind)).type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        f"alter table {schema}.{table} add column if not exists {column} {type_sql}"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "raw, plan and marts tables (adopts a warehouse made before migrations)", _baseline
+    ),
+    Migration(
+        2, "indexes for partition replaces and snapshot look-ups (PostgreSQL)", _partition_indexes
+    ),
+    Migration(3, "quality flags, forecast bounds and hold reason on scores", _score_columns_v3),
+)
+HEAD = MIGRATIONS[-1].version
+
+
+def current_version(warehouse: Warehouse) -> int:
+    """The version the warehouse is at (0 when it has never been migrated)."""
+    with warehouse.engine.connect() as conn:
+        return _version(warehouse, conn)
+
+
+def migrate(warehouse: Warehouse, target: int | None = None) -> list[int]:
+    """Apply the pending migrations up to `target` (default: the latest), each in its own
+    transaction; returns the versions applied. Safe to run from several processes at once.
+    """
+    target = HEAD if target is None else target
+    if not 0 <= target <= HEAD:
+        raise WarehouseError(f"no migration version {target}: versions run 1..{HEAD}")
+    if current_version(warehouse) == target:
+        return []
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version > target:
+            break
+        with warehouse.transaction() as conn:
+            warehouse.serialize_writes(conn, "kpi_pipeline:migrations")
+            conn.execute(sa.schema.CreateSchema(VERSION_SCHEMA, if_not_exists=True))
+            _version_table().create(conn, checkfirst=True)
+            if _version(warehouse, conn) >= migration.version:
+                continue  # applied meanwhile by another process
+            migration.apply(conn, warehouse.dialect)
+            conn.execute(
+                _version_table()
+                .insert()
+                .values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=sa.func.now(),
+                )
+            )
+        applied.append(migration.version)
+    return applied
+
+
+def _version(warehouse: Warehouse, conn: Connection) -> int:
+    if warehouse.relation_kind(conn, VERSION_SCHEMA, VERSION_TABLE) is None:
+        return 0
+    version = conn.execute(sa.select(sa.func.max(_version_table().c.version))).scalar_one()
+    version = int(version or 0)
+    if version > HEAD:
+        raise WarehouseError(
+            f"the warehouse schema is at version {version}, newer than this code's {HEAD}: "
+            "upgrade kpi-pipeline before running it against this warehouse"
+        )
+    return version
+
+
+def _version_table() -> sa.Table:
+    return sa.Table(
+        VERSION_TABLE,
+        sa.MetaData(),
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("description", sa.Text, nullable=False),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+        schema=VERSION_SCHEMA,
+    )
