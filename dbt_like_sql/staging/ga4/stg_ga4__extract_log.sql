@@ -1,0 +1,33 @@
+-- grain: one row per source, date and report
+-- keys: source_id, date, report
+-- description: How each GA4 day was extracted: row count, sampling, thresholding, time zone, quota.
+with
+
+source as (
+
+    select * from {{ source('raw', 'ga4_extract_log') }}
+
+),
+
+renamed as (
+
+    select
+        source_id,
+        cast(date as date) as date,
+        report,
+        property_id,
+        row_count,
+        sampled,
+        sampling_rate,
+        subject_to_thresholding,
+        data_loss_from_other_row,
+        truncation_reasons,
+        time_zone,
+        timezone_mismatch,
+        quality_flags
+
+    from source
+
+)
+
+select * from renamed

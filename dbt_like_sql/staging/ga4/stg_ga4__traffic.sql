@@ -1,0 +1,30 @@
+-- grain: one row per source, date, session source/medium/campaign, landing page and device
+-- keys: source_id, date, source, medium, campaign, landing_page, device
+-- description: GA4 traffic rows, renamed and cast; UTM values lower-cased for matching.
+with
+
+source as (
+
+    select * from {{ source('raw', 'ga4_traffic') }}
+
+),
+
+renamed as (
+
+    select
+        source_id,
+        cast(date as date) as date,
+        lower(source) as source,
+        lower(medium) as medium,
+        lower(campaign) as campaign,
+        landing_page,
+        lower(device) as device,
+        cast(sessions as bigint) as sessions,
+        cast(engaged_sessions as bigint) as engaged_sessions,
+        cast(key_events as double) as key_events
+
+    from source
+
+)
+
+select * from renamed
