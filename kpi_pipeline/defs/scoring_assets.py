@@ -6,7 +6,14 @@ import dagster as dg
 
 from kpi_pipeline.defs.keys import relation_key, table_key
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.metrics.period_to_date import KPI_PERIOD_TO_DATE, period_to_date
 from kpi_pipeline.metrics.plan_tables import PLAN_KPIS
+from kpi_pipeline.metrics.rollup import (
+    OBJECTIVE_STATUS,
+    TACTIC_RANKING,
+    objective_statuses,
+    rank_tactics,
+)
 from kpi_pipeline.metrics.score_tables import (
     KPI_SCORES,
     KPI_SNAPSHOTS,
@@ -17,10 +24,12 @@ from kpi_pipeline.metrics.scoring import Goal
 from kpi_pipeline.plan.loader import LoadedPlan
 
 KPI_VALUES_KEY = relation_key("marts", "kpi_values")
+KPI_MEASURES_DAILY_KEY = relation_key("intermediate", "int_kpi_measures_daily")
 
 
 def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
-    goals = {kpi.id: Goal.of(kpi) for _, kpi in loaded.plan.iter_kpis()}
+    confidence = loaded.plan.scoring.confidence
+    goals = {kpi.id: Goal.of(kpi, confidence) for _, kpi in loaded.plan.iter_kpis()}
 
     @dg.asset(
         key=table_key(KPI_SCORES),
@@ -79,4 +88,63 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
             metadata={"dagster/row_count": len(snapshot), "plan_hash": loaded.plan_hash}
         )
 
-    return [kpi_scores, kpi_snapshots]
+    directions = {kpi.id: kpi.direction.value for _, kpi in loaded.plan.iter_kpis()}
+    objectives = {kpi.id: o.id for o, kpi in loaded.plan.iter_kpis()}
+
+    @dg.asset(
+        key=table_key(OBJECTIVE_STATUS),
+        deps=[kpi_scores],
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description="Each objective's status from its KPIs' latest closed periods (weighted).",
+        metadata={"grain": OBJECTIVE_STATUS.grain},
+    )
+    def objective_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        statuses = objective_statuses(wh.read_frame("select * from marts.kpi_scores"), loaded.plan)
+        wh.ensure_table(OBJECTIVE_STATUS)
+        with wh.transaction() as conn:
+            wh.replace_all(conn, OBJECTIVE_STATUS, statuses)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(statuses),
+                "rollup": loaded.plan.scoring.rollup.value,
+            }
+        )
+
+    @dg.asset(
+        key=table_key(TACTIC_RANKING),
+        deps=[kpi_scores],
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description="Tactics ranked by how far behind the path they hold each KPI, worst first.",
+        metadata={"grain": TACTIC_RANKING.grain},
+    )
+    def tactic_ranking(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        scores = wh.read_frame("select * from marts.kpi_scores where segment_type = 'tactic'")
+        ranking = rank_tactics(scores, directions, objectives)
+        wh.ensure_table(TACTIC_RANKING)
+        with wh.transaction() as conn:
+            wh.replace_all(conn, TACTIC_RANKING, ranking)
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(ranking)})
+
+    @dg.asset(
+        key=table_key(KPI_PERIOD_TO_DATE),
+        deps=[kpi_scores, KPI_MEASURES_DAILY_KEY],
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description="Each partial period so far against the same days of the previous period.",
+        metadata={"grain": KPI_PERIOD_TO_DATE.grain},
+    )
+    def kpi_period_to_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        wh = warehouse.get()
+        scores = wh.read_frame("select * from marts.kpi_scores where is_partial")
+        daily = wh.read_frame("select * from intermediate.int_kpi_measures_daily")
+        frame = period_to_date(scores, daily, loaded.plan.fiscal_year_start_month)
+        wh.ensure_table(KPI_PERIOD_TO_DATE)
+        with wh.transaction() as conn:
+            wh.replace_all(conn, KPI_PERIOD_TO_DATE, frame)
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(frame)})
+
+    return [kpi_scores, kpi_snapshots, objective_status, tactic_ranking, kpi_period_to_date]

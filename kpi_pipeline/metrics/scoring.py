@@ -1,7 +1,8 @@
 """Score a KPI value against the straight path from its baseline to its target.
 
 Pure functions over plain values: the same rules score a day in a test and a quarter in the
-warehouse. A later step adds confidence intervals and forecasts; `Score` keeps room for them.
+warehouse. A rate carries its Wilson interval, so a dip on a few hundred sessions is not
+called off track unless the whole interval is; every series gets a forecast at its deadline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from enum import StrEnum
 
 import pandas as pd
 
-from kpi_pipeline.plan.models import Direction, Kpi, ToleranceMode
+from kpi_pipeline.metrics.forecast import Forecast, PeriodPoint, forecast_at_deadline
+from kpi_pipeline.metrics.intervals import wilson_interval
+from kpi_pipeline.plan.models import Direction, Grain, Kpi, KpiKind, Plan, ToleranceMode
 
 # Values this close to a boundary count as on it: floats from sums of counts are not exact.
 _EPSILON = 1e-12
@@ -40,6 +43,11 @@ class Goal:
     tolerance: float = 0.0
     tolerance_mode: ToleranceMode = ToleranceMode.RELATIVE
     min_denominator: float = 0.0
+    # Rates (numerator <= denominator) are judged with their Wilson interval at `confidence`.
+    interval: bool = False
+    confidence: float = 0.95
+    # Values the KPI can take (a rate lies in [0, 1]); forecasts are clipped to them.
+    bounds: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.target_date <= self.baseline_date:
@@ -48,7 +56,12 @@ class Goal:
             )
 
     @classmethod
-    def of(cls, kpi: Kpi) -> Goal:
+    def of(cls, kpi: Kpi, confidence: float = 0.95) -> Goal:
+        bounds = None
+        if kpi.is_rate:
+            bounds = (0.0, 1.0)
+        elif kpi.kind is KpiKind.VOLUME:
+            bounds = (0.0, math.inf)
         return cls(
             direction=kpi.direction,
             baseline_value=kpi.baseline.value,
@@ -58,6 +71,9 @@ class Goal:
             tolerance=kpi.tolerance,
             tolerance_mode=kpi.tolerance_mode,
             min_denominator=kpi.min_denominator,
+            interval=kpi.is_rate,
+            confidence=confidence,
+            bounds=bounds,
         )
 
 
@@ -66,7 +82,7 @@ class Score:
     expected: float
     status: Status
     tolerance_band: float  # how far behind `expected` still counts as at_risk
-    # Filled by later scoring steps (interval around the value, forecast at the deadline).
+    # Interval around the value (rates); the forecast is filled by `forecast_frame`.
     ci_low: float | None = None
     ci_high: float | None = None
     forecast_at_deadline: float | None = None
@@ -91,36 +107,99 @@ def tolerance_band(goal: Goal, expected: float) -> float:
 
 
 def score_value(
-    goal: Goal, value: float | None, on: dt.date, denominator: float | None = None
+    goal: Goal,
+    value: float | None,
+    on: dt.date,
+    denominator: float | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> Score:
     """Status of `value` measured for a period ending `on` (direction aware).
 
     - insufficient_data: no value, or a rate whose denominator is under `min_denominator`;
     - achieved: the target itself is met;
     - on_track: at or ahead of the path's expected value;
-    - at_risk: behind, but within the tolerance band;
-    - off_track: behind by more than the band.
+    - at_risk: behind, but within the tolerance band — or, when an `interval` is given,
+      behind by more than the band while the interval still reaches the band;
+    - off_track: behind by more than the band (with an interval: the *whole* interval is).
     """
     expected = expected_on_path(goal, on)
     band = tolerance_band(goal, expected)
+    low, high = interval if interval is not None else (None, None)
     if (
         value is None
         or math.isnan(value)
         or (denominator is not None and denominator < goal.min_denominator)
     ):
-        return Score(expected, Status.INSUFFICIENT_DATA, band)
+        return Score(expected, Status.INSUFFICIENT_DATA, band, low, high)
     sign = 1.0 if goal.direction is Direction.INCREASE else -1.0
     ahead_of_target = sign * (value - goal.target_value)
     ahead_of_path = sign * (value - expected)
+    # The most favourable value still plausible: the interval's far end in the good direction.
+    best = value if interval is None else (interval[1] if sign > 0 else interval[0])
+    best_ahead_of_path = sign * (best - expected)
     if ahead_of_target >= -_EPSILON:
         status = Status.ACHIEVED
     elif ahead_of_path >= -_EPSILON:
         status = Status.ON_TRACK
-    elif ahead_of_path >= -band - _EPSILON:
+    elif max(ahead_of_path, best_ahead_of_path) >= -band - _EPSILON:
         status = Status.AT_RISK
     else:
         status = Status.OFF_TRACK
-    return Score(expected, status, band)
+    return Score(expected, status, band, low, high)
+
+
+def score_counts(
+    goal: Goal, numerator: float | None, denominator: float | None, on: dt.date
+) -> Score:
+    """Score a rate from its counts: value = numerator / denominator, with its Wilson interval
+    when the goal asks for one (a zero denominator has no value: insufficient_data)."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return score_value(goal, None, on, denominator)
+    interval = wilson_interval(numerator, denominator, goal.confidence) if goal.interval else None
+    return score_value(goal, numerator / denominator, on, denominator, interval)
+
+
+def project_status(goal: Goal, forecast: Forecast | None, judged_on: dt.date) -> Status | None:
+    """Where the forecast lands at the deadline, judged like a value with its interval.
+
+    Projected `achieved` needs the whole interval to meet the target (a forecast that meets
+    it with an interval reaching below is `on_track`), just as `off_track` needs the whole
+    interval beyond the band. None without a forecast, or once the deadline has passed (the
+    outcome is measured, not projected).
+    """
+    if forecast is None or judged_on > goal.target_date:
+        return None
+    interval = (forecast.low, forecast.high)
+    status = score_value(goal, forecast.value, goal.target_date, None, interval).status
+    worst = forecast.low if goal.direction is Direction.INCREASE else forecast.high
+    surely = score_value(goal, worst, goal.target_date).status is Status.ACHIEVED
+    if status is Status.ACHIEVED and not surely:
+        return Status.ON_TRACK
+    return status
+
+
+def hold_reason(
+    period_end: dt.date,
+    as_of: dt.date,
+    is_partial: bool,
+    window_days: int,
+    quality_flags: str | None = None,
+) -> str | None:
+    """Why alerts on a closed period must wait: its data may still change, or is flagged.
+
+    `provisional` while the period ends within the last `window_days` loaded days (GA4
+    revises recent days: a period ending on day `as_of - window_days` has settled); the
+    source's quality flags (`sampled`, `thresholded`) otherwise. None when nothing holds it;
+    partial periods are never alerted, so they carry no hold.
+    """
+    if is_partial:
+        return None
+    reasons = []
+    if window_days > 0 and period_end > as_of - dt.timedelta(days=window_days):
+        reasons.append("provisional")
+    if quality_flags:
+        reasons.extend(flag.strip() for flag in quality_flags.split(",") if flag.strip())
+    return ",".join(reasons) or None
 
 
 SCORE_COLUMNS = [
@@ -132,38 +211,146 @@ SCORE_COLUMNS = [
     "ci_high",
     "forecast_at_deadline",
     "projected_status",
+    "forecast_low",
+    "forecast_high",
 ]
 
 
-def score_frame(values: pd.DataFrame, goals: Mapping[str, Goal]) -> pd.DataFrame:
+def score_frame(
+    values: pd.DataFrame, goals: Mapping[str, Goal], forecast_periods: int = 8
+) -> pd.DataFrame:
     """Score every row of a `kpi_values`-shaped frame (already aggregated, one row a period).
 
     A complete period is judged at its last day; a partial one at `as_of_date`, the last day
-    with data, so a half-finished month is compared with where the path is today.
+    with data, so a half-finished month is compared with where the path is today. Rates whose
+    goal asks for an interval get their Wilson interval from numerator and denominator. When
+    the frame carries the series columns (grain, segment, period_start) each row also gets
+    the forecast at its deadline from the last `forecast_periods` closed periods.
     """
     scored = values.copy()
     judged_on = scored["period_end"].where(~scored["is_partial"], scored["as_of_date"])
-    records = [
-        (
-            goals[kpi_id],
-            score_value(goals[kpi_id], _none_if_nan(value), on.date(), _none_if_nan(den)),
-        )
-        for kpi_id, value, den, on in zip(
-            scored["kpi_id"],
-            scored["value"],
-            scored["denominator"],
-            pd.to_datetime(judged_on),
-            strict=True,
-        )
-    ]
+    numerators = scored["numerator"] if "numerator" in scored else [None] * len(scored)
+    records = []
+    for kpi_id, num, value, den, on in zip(
+        scored["kpi_id"],
+        numerators,
+        scored["value"],
+        scored["denominator"],
+        pd.to_datetime(judged_on),
+        strict=True,
+    ):
+        goal = goals[kpi_id]
+        num, value, den = _none_if_nan(num), _none_if_nan(value), _none_if_nan(den)
+        if goal.interval and num is not None and den is not None:
+            score = score_counts(goal, num, den, on.date())
+        else:
+            score = score_value(goal, value, on.date(), den)
+        records.append((goal, score))
     scored["expected"] = [score.expected for _, score in records]
     scored["target"] = [goal.target_value for goal, _ in records]
     scored["tolerance_band"] = [score.tolerance_band for _, score in records]
     scored["status"] = [score.status.value for _, score in records]
-    for column in ("ci_low", "ci_high", "forecast_at_deadline"):
+    scored["ci_low"] = pd.Series(
+        [s.ci_low for _, s in records], dtype="float64", index=scored.index
+    )
+    scored["ci_high"] = pd.Series(
+        [s.ci_high for _, s in records], dtype="float64", index=scored.index
+    )
+    for column in ("forecast_at_deadline", "forecast_low", "forecast_high"):
         scored[column] = pd.Series([None] * len(scored), dtype="float64", index=scored.index)
     scored["projected_status"] = pd.Series([None] * len(scored), dtype="object", index=scored.index)
-    return scored
+    if set(_SERIES).issubset(scored.columns) and "period_start" in scored:
+        _add_forecasts(scored, goals, pd.to_datetime(judged_on), forecast_periods)
+    return scored[[*values.columns, *SCORE_COLUMNS]]
+
+
+_SERIES = ["kpi_id", "grain", "segment_type", "segment"]
+
+
+def _add_forecasts(
+    scored: pd.DataFrame, goals: Mapping[str, Goal], judged_on: pd.Series, last_n: int
+) -> None:
+    """Fill the forecast columns in place: each row from the closed periods up to its own."""
+    forecasts: dict[object, tuple[Forecast | None, Status | None]] = {}
+    order = scored.sort_values([*_SERIES, "period_start"], kind="stable")
+    for _, series in order.groupby(_SERIES, sort=False, dropna=False):
+        goal = goals[series["kpi_id"].iloc[0]]
+        history: list[PeriodPoint] = []
+        for index, row in series.iterrows():
+            closed = not bool(row["is_partial"])
+            if closed and row["status"] != Status.INSUFFICIENT_DATA.value:
+                weight = _none_if_nan(row["denominator"])
+                history.append(
+                    PeriodPoint(
+                        pd.Timestamp(row["period_start"]).date(),
+                        pd.Timestamp(row["period_end"]).date(),
+                        float(row["value"]),
+                        1.0 if weight is None else weight,
+                    )
+                )
+            on = judged_on.loc[index].date()
+            forecast = None
+            if on <= goal.target_date:
+                forecast = forecast_at_deadline(
+                    history[-last_n:], goal.target_date, last_n, goal.confidence, goal.bounds
+                )
+            forecasts[index] = (forecast, project_status(goal, forecast, on))
+    values = {
+        "forecast_at_deadline": lambda f: f.value,
+        "forecast_low": lambda f: f.low,
+        "forecast_high": lambda f: f.high,
+    }
+    for column, pick in values.items():
+        filled = {i: pick(f) for i, (f, _) in forecasts.items() if f is not None}
+        scored[column] = pd.Series(filled, index=scored.index, dtype="float64")
+    projected = {i: p.value for i, (_, p) in forecasts.items() if p is not None}
+    scored["projected_status"] = pd.Series(
+        [projected.get(i) for i in scored.index], index=scored.index, dtype="object"
+    )
+
+
+def revision_window_days(plan: Plan) -> int:
+    """Days GA4 may still revise: the largest `lookback_days` of a GA4 source feeding the
+    KPIs; 0 for a plan fed by CSV exports only (a file is as final as it will get)."""
+    sources = getattr(plan.sources, "ga4", None) or []
+    chosen = getattr(plan.sources, "traffic_source", None)
+    if not sources or chosen not in (None, "ga4"):
+        return 0
+    return max(int(getattr(source, "lookback_days", 3)) for source in sources)
+
+
+def hold_windows(plan: Plan) -> dict[str, int]:
+    """{grain: days} a closed period is provisional for: the revision window, or longer when
+    an alert rule for the grain asks to hold for more hours (rounded up to whole days)."""
+    revision = revision_window_days(plan)
+    windows = {grain.value: revision for grain in Grain}
+    for rule in plan.alerts.rules:
+        for grain in rule.grains:
+            windows[grain] = max(windows[grain], math.ceil(rule.hold_hours / 24))
+    return windows
+
+
+def with_hold_reasons(scored: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFrame:
+    """`scored` plus `hold_reason` (see `hold_reason`), from `quality_flags` when present."""
+    flags = scored["quality_flags"] if "quality_flags" in scored else [None] * len(scored)
+    reasons = [
+        hold_reason(
+            pd.Timestamp(end).date(),
+            pd.Timestamp(as_of).date(),
+            bool(partial),
+            windows.get(grain, 0),
+            None if flag is None or pd.isna(flag) else str(flag),
+        )
+        for grain, end, as_of, partial, flag in zip(
+            scored["grain"],
+            scored["period_end"],
+            scored["as_of_date"],
+            scored["is_partial"],
+            flags,
+            strict=True,
+        )
+    ]
+    return scored.assign(hold_reason=pd.Series(reasons, index=scored.index, dtype="object"))
 
 
 def _none_if_nan(value: object) -> float | None:

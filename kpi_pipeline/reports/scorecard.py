@@ -20,7 +20,7 @@ with closed as (
 )
 select
     objective_priority, objective_title, kpi_id, kpi_label, kind, grain, period_label,
-    period_start, value, expected, target, status, numerator, denominator
+    period_start, value, expected, target, status, numerator, denominator, hold_reason
 from closed
 where recency = 1
 """
@@ -35,8 +35,16 @@ def latest_closed_scores(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def format_scorecard(scores: pd.DataFrame) -> str:
-    """A fixed-width text table: objective, KPI, grain, period, value, expected, target, status."""
+    """A fixed-width text table: objective, KPI, grain, period, value, expected, target, status.
+
+    When a period's alerts are held (data still provisional, or sampled / thresholded), a
+    last column `hold` says why: its status may still change, and no alert has gone out.
+    """
     headers = ["objective", "KPI", "grain", "period", "value", "expected", "target", "status"]
+    holds = scores["hold_reason"] if "hold_reason" in scores else pd.Series(dtype=object)
+    show_holds = bool(holds.notna().any())
+    if show_holds:
+        headers.append("hold")
     rows = [
         [
             f"{r.objective_priority}. {r.objective_title}",
@@ -47,6 +55,7 @@ def format_scorecard(scores: pd.DataFrame) -> str:
             _number(r.expected, r.kind),
             _number(r.target, r.kind),
             r.status,
+            *([_hold(getattr(r, "hold_reason", None))] if show_holds else []),
         ]
         for r in scores.itertuples(index=False)
     ]
@@ -61,6 +70,10 @@ def format_scorecard(scores: pd.DataFrame) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _hold(reason: object) -> str:
+    return "" if reason is None or pd.isna(reason) else f"held: {reason}"
 
 
 def _number(value: float | None, kind: str) -> str:

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from kpi_pipeline.metrics.forecast import Forecast
 from kpi_pipeline.metrics.scoring import (
     SCORE_COLUMNS,
     Goal,
     Status,
     expected_on_path,
+    hold_reason,
+    hold_windows,
+    project_status,
+    revision_window_days,
+    score_counts,
     score_frame,
     score_value,
 )
+from kpi_pipeline.plan.alerts import AlertRule
+from kpi_pipeline.plan.ga4 import Ga4Source
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.plan.models import Direction, ToleranceMode
 
 D = dt.date.fromisoformat
@@ -318,3 +329,221 @@ def test_score_frame_insufficient_rows(values):
     scored = score_frame(values, {"conv": CONV, "orders": ORDERS})
     assert scored["status"].tolist() == ["insufficient_data", "insufficient_data", "on_track"]
     assert scored["expected"].tolist()[:2] == pytest.approx([0.023, 0.024], rel=1e-12)
+
+
+# --------------------------------------------------------------------------- intervals
+# With an interval, off_track needs the *whole* interval beyond the band; a point beyond
+# the band whose interval still reaches it is at_risk. RATE_UP halfway: expected 0.025,
+# band edge 0.0225.
+
+
+@pytest.mark.parametrize(
+    ("goal", "value", "interval", "status"),
+    [
+        # Small n: 0.020 is beyond the band, but the interval's top 0.031 reaches it — noise.
+        pytest.param(RATE_UP, 0.020, (0.011, 0.031), AR, id="small-n-beyond-band-is-at-risk"),
+        # Large n: same point, interval [0.0195, 0.0205] wholly below 0.0225 — a signal.
+        pytest.param(RATE_UP, 0.020, (0.0195, 0.0205), OFF, id="large-n-beyond-band-is-off"),
+        # The interval's top exactly on the band edge still reaches it (inclusive).
+        pytest.param(RATE_UP, 0.020, (0.015, 0.0225), AR, id="interval-touches-band-edge"),
+        # A point within the band is at risk whatever the interval says.
+        pytest.param(RATE_UP, 0.024, (0.0239, 0.0241), AR, id="within-band-narrow-interval"),
+        # Ahead of the path: on track even if the interval dips below the band.
+        pytest.param(RATE_UP, 0.026, (0.010, 0.040), OT, id="ahead-wide-interval"),
+        # The point meets the target: achieved, even though the interval reaches below it.
+        pytest.param(RATE_UP, 0.031, (0.020, 0.040), A, id="target-reached-early"),
+        # Decrease KPI: the favourable end is the *low* one. 0.53 is beyond the 0.525 edge;
+        # low end 0.50 reaches the band -> at risk; a [0.526, 0.534] interval does not.
+        pytest.param(BOUNCE_DOWN, 0.53, (0.50, 0.56), AR, id="decrease-low-end-reaches"),
+        pytest.param(BOUNCE_DOWN, 0.53, (0.526, 0.534), OFF, id="decrease-whole-interval-off"),
+        # Decrease KPI, interval *above* the point is irrelevant: high end 0.60 is worse.
+        pytest.param(BOUNCE_DOWN, 0.53, (0.528, 0.60), OFF, id="decrease-high-end-ignored"),
+    ],
+)
+def test_score_value_with_interval(goal, value, interval, status):
+    score = score_value(goal, value, HALFWAY, 1000, interval)
+    assert score.status is status
+    assert (score.ci_low, score.ci_high) == interval
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "status", "ci"),
+    [
+        # 1,000 sessions at 2.2 %: the Wilson 95 % interval [0.014573, 0.033086] reaches the
+        # band edge 0.0225 -> at risk (without the interval 0.022 < 0.0225 says off track).
+        pytest.param(22, 1000, AR, (0.014573, 0.033086), id="small-n"),
+        # 100,000 sessions at 2.2 %: [0.021109, 0.022928] still reaches 0.0225 -> at risk ...
+        pytest.param(2200, 100_000, AR, (0.021109, 0.022928), id="large-n-reaching"),
+        # ... and at 2.1 % on 100,000 the interval [0.020130, 0.021907] lies wholly below.
+        pytest.param(2100, 100_000, OFF, (0.020130, 0.021907), id="large-n-off"),
+        # No sessions at all: no rate, no interval.
+        pytest.param(0, 0, NA, (None, None), id="zero-denominator"),
+        # 0 purchases in 1,000 sessions is a rate (0 %), with interval [0, 0.00383]: off.
+        pytest.param(0, 1000, OFF, (0.0, 0.003827), id="zero-numerator"),
+        # Under min_denominator (500): insufficient, though the interval can be computed.
+        pytest.param(1, 400, NA, (None, None), id="under-min-denominator"),
+    ],
+)
+def test_score_counts_uses_the_wilson_interval(numerator, denominator, status, ci):
+    goal = dataclasses.replace(RATE_UP, interval=True)
+    score = score_counts(goal, numerator, denominator, HALFWAY)
+    assert score.status is status
+    if ci == (None, None):
+        assert score.ci_low is None or status is NA
+    else:
+        assert (score.ci_low, score.ci_high) == pytest.approx(ci, abs=1e-6)
+
+
+def test_baseline_equal_to_target_is_a_flat_path():
+    # "Hold 5 %": the path is flat, expected = target everywhere; meeting it is achieved and
+    # a dip is judged against a band around 5 % (relative 10 % -> 0.005).
+    hold = Goal(Direction.INCREASE, 0.05, BASELINE_DAY, 0.05, DEADLINE, tolerance=0.10)
+    assert expected_on_path(hold, HALFWAY) == 0.05
+    assert score_value(hold, 0.05, HALFWAY).status is A
+    assert score_value(hold, 0.046, HALFWAY).status is AR
+    assert score_value(hold, 0.044, HALFWAY).status is OFF
+
+
+# --------------------------------------------------------------------------- projection
+
+
+@pytest.mark.parametrize(
+    ("forecast", "judged_on", "projected"),
+    [
+        # The whole interval meets the 0.030 target: achieved by the deadline.
+        pytest.param(Forecast(0.032, 0.0305, 0.034, 3), HALFWAY, A, id="surely-reaches-target"),
+        # The forecast meets it but its interval reaches below: on track, not yet achieved
+        # (a wild extrapolation must not promise the target).
+        pytest.param(Forecast(0.031, 0.029, 0.033, 3), HALFWAY, OT, id="may-reach-target"),
+        # Forecast 0.026 misses by 0.004 > band 0.003, but its interval top 0.0275 reaches
+        # the 0.027 edge: at risk, not off track.
+        pytest.param(Forecast(0.026, 0.0245, 0.0275, 3), HALFWAY, AR, id="interval-reaches"),
+        # Whole interval below the edge: off track.
+        pytest.param(Forecast(0.026, 0.025, 0.0265, 3), HALFWAY, OFF, id="interval-below"),
+        # No forecast (fewer than three periods): no projection.
+        pytest.param(None, HALFWAY, None, id="no-forecast"),
+        # Deadline passed: the outcome is measured, nothing is projected.
+        pytest.param(Forecast(0.031, 0.029, 0.033, 3), AFTER_DEADLINE, None, id="deadline-passed"),
+    ],
+)
+def test_project_status(forecast, judged_on, projected):
+    assert project_status(RATE_UP, forecast, judged_on) is projected
+
+
+# --------------------------------------------------------------------------- holds
+
+
+@pytest.mark.parametrize(
+    ("period_end", "partial", "window", "flags", "reason"),
+    [
+        # GA4 revises the last 3 days: a week ending on the as-of day (Jan 11) is provisional,
+        pytest.param("2026-01-11", False, 3, None, "provisional", id="ends-on-as-of"),
+        # as is one ending 2 days before; one ending 3 days before has settled.
+        pytest.param("2026-01-09", False, 3, None, "provisional", id="inside-window"),
+        pytest.param("2026-01-08", False, 3, None, None, id="just-settled"),
+        # CSV-only plans have no revision window: nothing is provisional.
+        pytest.param("2026-01-11", False, 0, None, None, id="csv-only"),
+        # Sampled or thresholded data is held whatever its age, and both reasons show.
+        pytest.param("2026-01-01", False, 3, "sampled,thresholded", "sampled,thresholded"),
+        pytest.param("2026-01-11", False, 3, "sampled", "provisional,sampled", id="both"),
+        # A partial period never alerts, so it carries no hold.
+        pytest.param("2026-01-18", True, 3, "sampled", None, id="partial"),
+    ],
+)
+def test_hold_reason(period_end, partial, window, flags, reason):
+    as_of = D("2026-01-11")
+    assert hold_reason(D(period_end), as_of, partial, window, flags) == reason
+
+
+# --------------------------------------------------------------------------- frame forecast
+
+# Weeks W02..W04 of 2026 and a partial W05, for a goal 0.02 (Jan 1) -> 0.03 (Thu Feb 5).
+# The closed weeks carry the reference fit of test_forecast.py: values 0.020, 0.021, 0.023
+# on 1000, 1000, 2000 sessions, midpoints 7 days apart; Feb 5 is x = 4 weeks from W02's
+# midpoint -> forecast 0.026 ± 0.001·z·sqrt(6/11).
+FEB5 = Goal(
+    Direction.INCREASE,
+    0.02,
+    D("2026-01-01"),
+    0.03,
+    D("2026-02-05"),
+    tolerance=0.10,
+    interval=True,
+    confidence=0.9544997361036416,  # z = 2
+    bounds=(0.0, 1.0),
+)
+
+
+def test_score_frame_fills_intervals_and_forecasts():
+    weeks = ["2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"]
+    values = pd.DataFrame(
+        {
+            "kpi_id": "conv",
+            "grain": "week",
+            "segment_type": "all",
+            "segment": "all",
+            "period_start": pd.to_datetime(weeks),
+            "period_end": pd.to_datetime(weeks) + pd.Timedelta(days=6),
+            "numerator": [20.0, 21.0, 46.0, 10.0],
+            "denominator": [1000.0, 1000.0, 2000.0, 300.0],
+            "value": [0.020, 0.021, 0.023, 10 / 300],
+            "is_partial": [False, False, False, True],
+            "as_of_date": pd.to_datetime("2026-01-27"),
+        }
+    ).astype({"period_start": "datetime64[s]", "period_end": "datetime64[s]"})
+    scored = score_frame(values, {"conv": FEB5}, forecast_periods=8)
+    half = 0.001 * 2 * math.sqrt(6 / 11)
+    # W02, W03: fewer than three closed periods so far -> no forecast.
+    assert scored["forecast_at_deadline"].isna().tolist() == [True, True, False, False]
+    # W04 (closed) and partial W05 both see the three closed weeks.
+    for row in (2, 3):
+        assert scored.loc[row, "forecast_at_deadline"] == pytest.approx(0.026, abs=1e-9)
+        assert scored.loc[row, "forecast_low"] == pytest.approx(0.026 - half, abs=1e-9)
+        assert scored.loc[row, "forecast_high"] == pytest.approx(0.026 + half, abs=1e-9)
+    # 0.026 + 0.00148 = 0.02748 reaches the 0.027 edge (band 10 % of 0.03): at risk.
+    assert scored["projected_status"].tolist() == [None, None, "at_risk", "at_risk"]
+    # W02's interval, z = 2, p = 0.02, n = 1000: centre (0.02 + 0.002) / 1.004,
+    # half 2·sqrt(0.0196/1000 + 1e-6) / 1.004 = 2·sqrt(2.06e-5) / 1.004.
+    assert scored.loc[0, "ci_low"] == pytest.approx(
+        (0.022 - 2 * math.sqrt(2.06e-5)) / 1.004, abs=1e-9
+    )
+    assert scored.loc[0, "ci_high"] == pytest.approx(
+        (0.022 + 2 * math.sqrt(2.06e-5)) / 1.004, abs=1e-9
+    )
+
+
+# --------------------------------------------------------------------------- hold windows
+
+
+@pytest.fixture(scope="module")
+def demo_plan():
+    return load_plan(Path(__file__).resolve().parents[2] / "plan_config" / "demo.yaml").plan
+
+
+def _with_sources(plan, **update):
+    return plan.model_copy(update={"sources": plan.sources.model_copy(update=update)})
+
+
+def test_revision_window_comes_from_the_ga4_sources_feeding_the_kpis(demo_plan):
+    ga4 = [Ga4Source(id="a", property_id="1"), Ga4Source(id="b", property_id="2", lookback_days=5)]
+    # CSV exports only: files do not revise themselves, no window.
+    assert revision_window_days(demo_plan) == 0
+    # GA4 properties: the longest lookback (default 3, here 5) is still being revised.
+    assert revision_window_days(_with_sources(demo_plan, ga4=ga4)) == 5
+    # GA4 declared but the CSV exports chosen to feed the KPIs: GA4 revisions don't matter.
+    chosen_csv = _with_sources(demo_plan, ga4=ga4, traffic_source="csv_exports")
+    assert revision_window_days(chosen_csv) == 0
+
+
+def test_hold_windows_take_the_longer_of_revisions_and_rule_hold_hours(demo_plan):
+    plan = _with_sources(demo_plan, ga4=[Ga4Source(id="a", property_id="1")])  # 3 days
+    alerts = plan.alerts.model_copy(
+        update={"rules": [AlertRule(grains=["month"], hold_hours=100), AlertRule(grains=["week"])]}
+    )
+    # Months wait 100 h = 4.17 -> 5 whole days; weeks and the rest the GA4 3 days.
+    assert hold_windows(plan.model_copy(update={"alerts": alerts})) == {
+        "day": 3,
+        "week": 3,
+        "month": 5,
+        "quarter": 3,
+    }
