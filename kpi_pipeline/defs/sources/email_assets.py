@@ -1,0 +1,195 @@
+"""Raw email tables (campaigns by send day, audience growth) read from Mailchimp and Klaviyo.
+
+A run of days [D1, D2] re-reads campaigns sent in the `lookback_days` before D1 too: their
+opens and clicks keep arriving for days after the send. Every source is read first, then
+all their rows are replaced in one transaction, so a failed call leaves the previous data.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.partitions import partition_days
+from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.plan.email_config import EmailSource
+from kpi_pipeline.plan.loader import LoadedPlan
+from kpi_pipeline.sources.email import (
+    EMAIL_CAMPAIGNS,
+    EMAIL_LIST_GROWTH,
+    EMAIL_TABLES,
+    EmailApiError,
+    EmailAuthError,
+    EmailExtract,
+    JsonApiClient,
+    RetryPolicy,
+    extract_email,
+    open_email_client,
+)
+
+_RANGE = "source_id = :source_id and date between :first_day and :last_day"
+
+
+class EmailPlatformResource(dg.ConfigurableResource):
+    """One email platform account. `api_key` arrives as a `dg.EnvVar`, never as a value."""
+
+    api_key: str
+    retry_max_attempts: int = 6
+    retry_initial_seconds: float = 1.0
+    retry_maximum_seconds: float = 60.0
+    max_retry_after_seconds: float = 300.0
+
+    def client(self, source: EmailSource) -> JsonApiClient:
+        retry = RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            initial_seconds=self.retry_initial_seconds,
+            maximum_seconds=self.retry_maximum_seconds,
+            max_retry_after_seconds=self.max_retry_after_seconds,
+        )
+        return open_email_client(source, self.api_key, retry=retry)
+
+
+class MailchimpResource(EmailPlatformResource):
+    """Mailchimp Marketing API (reports, campaigns, audience activity)."""
+
+
+class KlaviyoResource(EmailPlatformResource):
+    """Klaviyo REST API (campaigns, campaign values reports)."""
+
+
+def resource_key(source: EmailSource) -> str:
+    return f"email_{source.id}"
+
+
+def build_email_resources(loaded: LoadedPlan) -> dict[str, EmailPlatformResource]:
+    """One resource per declared email source, its key read from the variable the plan names."""
+    kinds = {"mailchimp": MailchimpResource, "klaviyo": KlaviyoResource}
+    return {
+        resource_key(source): kinds[source.platform](api_key=dg.EnvVar(source.api_key_env_var))
+        for source in loaded.plan.sources.email
+    }
+
+
+def build_email_assets(
+    loaded: LoadedPlan, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    """The email tables exist in every plan (empty without email sources): SQL models read them."""
+    plan = loaded.plan
+    sources = list(plan.sources.email)
+    kinds = {"pandas", *(sorted({s.platform for s in sources}) or ["email"])}
+    specs = [
+        dg.AssetSpec(
+            table_key(EMAIL_CAMPAIGNS),
+            group_name="sources",
+            kinds=kinds,
+            description="Email campaigns by send day: sent, delivered, bounces, unique opens "
+            "(machine opens left out where flagged), unique clicks, unsubscribes.",
+            metadata={"grain": EMAIL_CAMPAIGNS.grain},
+        ),
+        dg.AssetSpec(
+            table_key(EMAIL_LIST_GROWTH),
+            group_name="sources",
+            kinds=kinds,
+            description="Daily audience growth: subscribes, unsubscribes, other adds, removes.",
+            metadata={"grain": EMAIL_LIST_GROWTH.grain},
+        ),
+    ]
+
+    @dg.multi_asset(
+        name="email_platforms",
+        specs=specs,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        required_resource_keys={"warehouse", *(resource_key(s) for s in sources)},
+    )
+    def email_platforms(context: dg.AssetExecutionContext):
+        """Read each email source's campaigns for the run's days plus its look-back window."""
+        first_day, last_day = partition_days(context)
+        extracted_at = dt.datetime.now(dt.UTC)
+        extracts: dict[str, tuple[EmailExtract, dt.date]] = {}
+        for source in sources:
+            start = max(plan.history_start, first_day - dt.timedelta(days=source.lookback_days))
+            resource: EmailPlatformResource = getattr(context.resources, resource_key(source))
+            try:
+                extract = extract_email(
+                    resource.client(source),
+                    source,
+                    first_day=start,
+                    last_day=last_day,
+                    zone=plan.zone,
+                    extracted_at=extracted_at,
+                )
+            except EmailAuthError as exc:
+                raise dg.Failure(
+                    description=f"email source {source.id!r} ({source.platform}, key from "
+                    f"${source.api_key_env_var}): {exc}",
+                    metadata={"env_var": source.api_key_env_var},
+                    allow_retries=False,
+                ) from None
+            except EmailApiError as exc:
+                raise dg.Failure(
+                    description=f"email source {source.id!r} ({source.platform}): {exc}",
+                    allow_retries=False,
+                ) from None
+            extracts[source.id] = (extract, start)
+        wh: WarehouseResource = context.resources.warehouse
+        warehouse = wh.get()
+        for spec in EMAIL_TABLES:
+            warehouse.ensure_table(spec)
+        with warehouse.transaction() as conn:
+            for source_id, (extract, start) in extracts.items():
+                params = {"source_id": source_id, "first_day": start, "last_day": last_day}
+                warehouse.replace_rows(conn, EMAIL_CAMPAIGNS, extract.campaigns, _RANGE, params)
+                warehouse.replace_rows(conn, EMAIL_LIST_GROWTH, extract.list_growth, _RANGE, params)
+        common: dict[str, object] = {
+            "first_day": first_day.isoformat(),
+            "last_day": last_day.isoformat(),
+        }
+        for source in sources:
+            extract, start = extracts[source.id]
+            common.update(_source_summary(context, source, extract, start))
+        yield dg.MaterializeResult(
+            asset_key=table_key(EMAIL_CAMPAIGNS),
+            metadata={
+                **common,
+                "dagster/row_count": sum(len(e.campaigns) for e, _ in extracts.values()),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=table_key(EMAIL_LIST_GROWTH),
+            metadata={
+                **common,
+                "dagster/row_count": sum(len(e.list_growth) for e, _ in extracts.values()),
+            },
+        )
+
+    return [email_platforms]
+
+
+def _source_summary(
+    context: dg.AssetExecutionContext, source: EmailSource, extract: EmailExtract, start: dt.date
+) -> dict[str, object]:
+    """Calls, retries and the machine-open exclusion of one source, as metadata."""
+    campaigns = extract.campaigns
+    flagged = campaigns["machine_unique_opens"].notna() if not campaigns.empty else pd.Series()
+    if source.exclude_machine_opens and flagged.any():
+        opens = f"machine opens excluded ({extract.machine_opens_excluded} unique opens left out)"
+    elif source.exclude_machine_opens:
+        opens = f"{source.platform} flags no machine opens: unique opens as reported"
+    else:
+        opens = "machine opens included (exclude_machine_opens: false)"
+    if extract.stats.retries:
+        context.log.warning(
+            f"email {source.id}: {len(extract.stats.retries)} call(s) retried "
+            f"({', '.join(sorted({r.reason for r in extract.stats.retries}))})"
+        )
+    return {
+        f"{source.id}/platform": source.platform,
+        f"{source.id}/repulled_from": start.isoformat(),
+        f"{source.id}/campaigns": len(campaigns),
+        f"{source.id}/requests": extract.stats.requests,
+        f"{source.id}/retries": len(extract.stats.retries),
+        f"{source.id}/open_counting": opens,
+        f"{source.id}/machine_unique_opens_excluded": extract.machine_opens_excluded,
+    }
