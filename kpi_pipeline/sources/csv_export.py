@@ -6,9 +6,12 @@ which is what gives every row its true line number for the quarantine.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import glob
+import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
-from kpi_pipeline.plan.models import CsvSource
+from kpi_pipeline.plan.csv_config import DATE_FORMATS, CsvSource
 from kpi_pipeline.sources.quarantine import QUARANTINE, quarantine_frame
 
 DIMENSIONS = ("source", "medium", "campaign", "landing_page", "device")
@@ -59,12 +62,32 @@ class CsvFormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class FileFormat:
+    """How one file was read: declared by the plan or detected from the file itself."""
+
+    file: str
+    encoding: str
+    delimiter: str
+    decimal: str
+    thousands: str
+    date_format: str
+    header_line: int
+    headers: dict[str, str]  # our field -> header found in the file
+
+
+@dataclass(frozen=True)
 class CsvExtract:
     traffic: pd.DataFrame
     events: pd.DataFrame
     quarantine: pd.DataFrame
     files: tuple[str, ...]
     days_without_rows: tuple[dt.date, ...]
+    formats: tuple[FileFormat, ...] = ()
+    skipped_duplicate_files: tuple[str, ...] = ()  # same bytes as a file read before
+
+
+# Rows an analytics UI appends to its exports: totals, not data.
+_TOTAL_ROWS = frozenset({"total", "grand total", "totals", "totaux", "total général"})
 
 
 def read_csv_exports(
@@ -76,15 +99,33 @@ def read_csv_exports(
     pattern = source.path if Path(source.path).is_absolute() else str(root / source.path)
     # glob.glob, unlike Path.glob, accepts "../" and absolute patterns as users write them.
     files = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207
-    frames, bad = [], []
+    traffic_parts, event_parts, bad_parts = [], [], []
+    formats: list[FileFormat] = []
+    seen: dict[str, str] = {}
+    skipped: list[str] = []
     for path in files:
-        good, rejected = _read_file(path, source)
-        frames.append(good)
-        bad.append(rejected)
-    rows = pd.concat(frames, ignore_index=True) if frames else _empty_rows(source)
-    rejected = pd.concat(bad, ignore_index=True) if bad else quarantine_frame([])
-    traffic, events, invalid = _parse_rows(rows, source, first_day, last_day)
-    quarantine = pd.concat([rejected, invalid], ignore_index=True)
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        shown = str(path.resolve())
+        if digest in seen:
+            # A re-delivered export: counting it again would double every number.
+            skipped.append(shown)
+            continue
+        seen[digest] = shown
+        rows, rejected, file_format = _read_file(data, shown, source)
+        traffic, events, invalid = _parse_rows(rows, source, file_format, first_day, last_day)
+        traffic_parts.append(traffic)
+        event_parts.append(events)
+        bad_parts.extend([rejected, invalid])
+        formats.append(file_format)
+    # raw_text rides along until duplicates are found, so their quarantine rows keep it.
+    traffic = _concat(traffic_parts, [*CSV_TRAFFIC.column_names, "raw_text"])
+    events = _concat(event_parts, CSV_EVENTS.column_names)
+    traffic, events, duplicates = _quarantine_duplicates(traffic, events)
+    traffic = traffic.drop(columns="raw_text")
+    quarantine = _concat(
+        [*bad_parts, duplicates], [c for c in QUARANTINE.column_names if c != "source_id"]
+    )
     quarantine = _keep_in_range(quarantine, first_day, last_day)
     quarantine["source_id"] = source.id
     quarantine = quarantine[QUARANTINE.column_names].sort_values(["file", "line"], kind="stable")
@@ -96,75 +137,152 @@ def read_csv_exports(
         quarantine=quarantine.reset_index(drop=True),
         files=tuple(str(p.resolve()) for p in files),
         days_without_rows=tuple(d for d in all_days if d not in loaded_days),
+        formats=tuple(formats),
+        skipped_duplicate_files=tuple(skipped),
     )
 
 
-def _wanted_columns(source: CsvSource) -> dict[str, str]:
-    """Our field name -> header in the file."""
-    return {
-        **source.columns.model_dump(),
-        **{f"event:{e}": c for e, c in source.event_columns.items()},
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def _candidates(source: CsvSource) -> dict[str, tuple[str, ...]]:
+    """Our field name -> header names to look for (events as `event:<name>`)."""
+    events = {
+        f"event:{name}": (headers,) if isinstance(headers, str) else tuple(headers)
+        for name, headers in source.event_columns.items()
     }
+    return {**source.columns.candidates(), **events}
+
+
+def _normal(header: str) -> str:
+    return " ".join(header.replace("\ufeff", "").split()).casefold()
+
+
+def _decode(data: bytes, declared: str) -> tuple[str, str]:
+    """Text and the encoding used. A BOM is skipped; `auto` tries UTF-8, then Windows-1252."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace"), "utf-8-sig"
+    if declared == "auto":
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            # Excel on Windows saves "CSV" in the ANSI code page; 5 bytes stay undefined.
+            return data.decode("cp1252", errors="replace"), "cp1252"
+    # Undecodable bytes become U+FFFD so the row is quarantined instead of the file failing.
+    return data.decode(declared, errors="replace"), declared
+
+
+def _detect_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _read_file(
+    data: bytes, shown: str, source: CsvSource
+) -> tuple[pd.DataFrame, pd.DataFrame, FileFormat]:
+    """Split a file into well-formed rows (as text, with line numbers) and rejected rows."""
+    text, encoding = _decode(data, source.encoding)
+    lines = text.splitlines(keepends=True)
+    # GA4 UI exports open with "# ..." comment lines (account, dates) and blank lines.
+    skipped = 0
+    while skipped < len(lines) and (not lines[skipped].strip() or lines[skipped].startswith("#")):
+        skipped += 1
+    header_line = skipped + 1
+    if skipped == len(lines):
+        empty_format = FileFormat(shown, encoding, ",", ".", "", "", header_line, {})
+        return _empty_rows(source), quarantine_frame([]), empty_format
+    delimiter = (
+        _detect_delimiter(lines[skipped]) if source.delimiter == "auto" else source.delimiter
+    )
+    reader = csv.reader(io.StringIO("".join(lines[skipped:])), delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    found = {_normal(h): i for i, h in enumerate(header)}
+    positions, headers, missing = {}, {}, []
+    for field, names in _candidates(source).items():
+        match = next((n for n in names if _normal(n) in found), None)
+        if match is None:
+            missing.append(f"{field.removeprefix('event:')} (one of: {', '.join(names)})")
+            continue
+        positions[field] = found[_normal(match)]
+        headers[field] = header[positions[field]]
+    if missing:
+        raise CsvFormatError(
+            f"{shown}:{header_line}: the header does not match the mapping of source "
+            f"{source.id!r}: missing {'; '.join(missing)}. Found: {', '.join(header)}"
+        )
+    records: list[list[str]] = []
+    line_numbers: list[int] = []
+    rejected: list[dict[str, object]] = []
+    previous_end = reader.line_num
+    for fields in _checked(reader, shown, skipped):
+        start, previous_end = previous_end + 1, reader.line_num
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        if fields[0].startswith("#"):
+            break  # a second commented section (GA4 UI exports stack several tables)
+        if _normal(fields[0]) in _TOTAL_ROWS:
+            continue
+        raw_text = delimiter.join(fields)
+        if len(fields) != len(header):
+            rejected.append(
+                _rejection(
+                    shown,
+                    start + skipped,
+                    None,
+                    f"expected {len(header)} fields, found {len(fields)}",
+                    raw_text,
+                )
+            )
+            continue
+        records.append([fields[i] for i in positions.values()] + [raw_text])
+        line_numbers.append(start + skipped)
+    frame = pd.DataFrame(records, columns=[*positions, "raw_text"], dtype=object)
+    frame["file"] = shown
+    frame["line"] = np.asarray(line_numbers, dtype="int64")
+    decimal = source.decimal
+    if decimal == "auto":
+        # Where ";" separates fields, "," is the decimal mark (most of continental Europe).
+        decimal = "," if delimiter == ";" else "."
+    date_format = (
+        _detect_date_format(frame["date"]) if source.date_format == "auto" else source.date_format
+    )
+    file_format = FileFormat(
+        file=shown,
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal=decimal,
+        thousands=source.thousands,
+        date_format=date_format,
+        header_line=header_line,
+        headers=headers,
+    )
+    return frame, quarantine_frame(rejected), file_format
+
+
+def _detect_date_format(values: pd.Series) -> str:
+    """The candidate format that reads the most values (ties: the first listed)."""
+    text = values.str.strip()
+    scores = [
+        int(pd.to_datetime(text, format=fmt, errors="coerce").notna().sum()) for fmt in DATE_FORMATS
+    ]
+    return DATE_FORMATS[scores.index(max(scores))]
 
 
 def _empty_rows(source: CsvSource) -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=[*_wanted_columns(source), "file", "line", "raw_text"], dtype=object
-    )
+    return pd.DataFrame(columns=[*_candidates(source), "file", "line", "raw_text"], dtype=object)
 
 
-def _read_file(path: Path, source: CsvSource) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a file into well-formed rows (as text, with line numbers) and rejected rows."""
-    wanted = _wanted_columns(source)
-    shown = str(path.resolve())
-    records: list[list[str]] = []
-    lines: list[int] = []
-    rejected: list[dict[str, object]] = []
-    # Undecodable bytes become U+FFFD so the row is quarantined instead of the file failing.
-    with path.open(encoding=source.encoding, errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=source.delimiter)
-        header = next(reader, None)
-        if header is None:
-            return _empty_rows(source), quarantine_frame([])
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        missing = [h for h in wanted.values() if h not in header]
-        if missing:
-            raise CsvFormatError(
-                f"{shown}:1: missing column(s) {', '.join(missing)} (source {source.id!r}); "
-                f"the header has: {', '.join(header)}"
-            )
-        positions = [header.index(h) for h in wanted.values()]
-        previous_end = reader.line_num
-        for fields in _checked(reader, shown):
-            start, previous_end = previous_end + 1, reader.line_num
-            if not fields or fields == [""]:
-                continue
-            raw_text = source.delimiter.join(fields)
-            if len(fields) != len(header):
-                rejected.append(
-                    _rejection(
-                        shown,
-                        start,
-                        None,
-                        f"expected {len(header)} fields, found {len(fields)}",
-                        raw_text,
-                    )
-                )
-                continue
-            records.append([fields[i] for i in positions] + [raw_text])
-            lines.append(start)
-    frame = pd.DataFrame(records, columns=[*wanted, "raw_text"], dtype=object)
-    frame["file"] = shown
-    frame["line"] = np.asarray(lines, dtype="int64")
-    return frame, quarantine_frame(rejected)
-
-
-def _checked(reader: Iterator[list[str]], shown: str) -> Iterator[list[str]]:
+def _checked(reader: Iterator[list[str]], shown: str, offset: int) -> Iterator[list[str]]:
     """The reader's rows; a file the csv module cannot split at all fails with its line."""
     try:
         yield from reader
     except csv.Error as exc:
-        line = getattr(reader, "line_num", 0)
+        line = getattr(reader, "line_num", 0) + offset
         raise CsvFormatError(
             f"{shown}:{line}: cannot split the file into rows ({exc}); "
             "look for an unclosed quote above this line"
@@ -183,28 +301,33 @@ def _rejection(file: str, line: int, column: str | None, reason: str, raw: str) 
 
 
 def _parse_rows(
-    rows: pd.DataFrame, source: CsvSource, first_day: dt.date, last_day: dt.date
+    rows: pd.DataFrame,
+    source: CsvSource,
+    file_format: FileFormat,
+    first_day: dt.date,
+    last_day: dt.date,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Type every column at once; a row failing any check goes to quarantine with the reason."""
     reason = pd.Series(pd.NA, index=rows.index, dtype="object")
     column = pd.Series(pd.NA, index=rows.index, dtype="object")
+    headers = file_format.headers
 
     def flag(mask: pd.Series, field: str, message: pd.Series | str) -> None:
         # Keep the first problem found for a row: fixing it usually reveals the next.
         new = mask & reason.isna()
         text = message if isinstance(message, str) else message[new]
         reason.loc[new] = text
-        column.loc[new] = source_header.get(field, field)
+        column.loc[new] = headers.get(field, field)
 
-    source_header = _wanted_columns(source)
     undecodable = rows["raw_text"].str.contains("\ufffd", regex=False)
-    flag(undecodable, "raw_text", f"undecodable bytes for encoding {source.encoding}")
+    flag(undecodable, "raw_text", f"undecodable bytes for encoding {file_format.encoding}")
 
-    dates = pd.to_datetime(rows["date"].str.strip(), format=source.date_format, errors="coerce")
+    date_format = file_format.date_format
+    dates = pd.to_datetime(rows["date"].str.strip(), format=date_format, errors="coerce")
     flag(
         dates.isna(),
         "date",
-        "cannot read date " + rows["date"].map(repr) + f" with format {source.date_format}",
+        "cannot read date " + rows["date"].map(repr) + f" with format {date_format}",
     )
 
     measures = [
@@ -216,9 +339,10 @@ def _parse_rows(
     numbers: dict[str, pd.Series] = {}
     for field in measures:
         text = rows[field].str.strip().str.replace(" ", "", regex=False)
-        if source.thousands:
-            text = text.str.replace(source.thousands, "", regex=False)
-        if source.decimal == ",":
+        text = text.str.replace("\u00a0", "", regex=False).str.replace("\u202f", "", regex=False)
+        if file_format.thousands:
+            text = text.str.replace(file_format.thousands, "", regex=False)
+        if file_format.decimal == ",":
             text = text.str.replace(",", ".", regex=False)
         value = pd.to_numeric(text.mask(text == ""), errors="coerce")
         flag(value.isna() | np.isinf(value), field, "not a number: " + rows[field].map(repr))
@@ -229,23 +353,12 @@ def _parse_rows(
     flag(
         numbers["engaged_sessions"] > numbers["sessions"],
         "engaged_sessions",
-        f"{source.columns.engaged_sessions} exceeds {source.columns.sessions}",
+        f"{headers.get('engaged_sessions')} exceeds {headers.get('sessions')}",
     )
 
     partition = dates.dt.date
     in_range = dates.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
     valid = reason.isna() & in_range
-    keys = pd.DataFrame({"date": dates, **{d: _dimension(rows[d]) for d in DIMENSIONS}})
-    duplicated = valid & keys[valid].duplicated(keep="first").reindex(rows.index, fill_value=False)
-    if duplicated.any():
-        first = keys[valid].drop_duplicates(keep="first")
-        origin = rows.loc[first.index, "file"] + ":" + rows.loc[first.index, "line"].astype(str)
-        lookup = dict(zip(map(tuple, first.to_numpy()), origin, strict=True))
-        dup_origin = [lookup[tuple(k)] for k in keys[duplicated].to_numpy()]
-        reason.loc[duplicated] = ["duplicate of the row at " + o for o in dup_origin]
-        column.loc[duplicated] = None
-        valid &= ~duplicated
-
     invalid_rows = reason.notna()
     quarantine = pd.DataFrame(
         {
@@ -258,6 +371,7 @@ def _parse_rows(
         }
     )
 
+    keys = pd.DataFrame({"date": dates, **{d: _dimension(rows[d]) for d in DIMENSIONS}})
     traffic = keys[valid].assign(
         source_id=source.id,
         sessions=numbers["sessions"][valid].astype("int64"),
@@ -265,25 +379,50 @@ def _parse_rows(
         key_events=numbers["key_events"][valid].astype("float64"),
         file=rows.loc[valid, "file"],
         line=rows.loc[valid, "line"].astype("int64"),
+        raw_text=rows.loc[valid, "raw_text"],
     )
     traffic["date"] = traffic["date"].astype("datetime64[s]")
-    traffic = traffic[CSV_TRAFFIC.column_names]
+    traffic = traffic[[*CSV_TRAFFIC.column_names, "raw_text"]]
 
     event_parts = [
-        traffic.drop(columns=["sessions", "engaged_sessions", "key_events"]).assign(
+        traffic.drop(columns=["sessions", "engaged_sessions", "key_events", "raw_text"]).assign(
             event_name=field.removeprefix("event:"),
             event_count=numbers[field][valid].astype("float64"),
         )
         for field in measures
         if field.startswith("event:")
     ]
-    events = (
-        pd.concat(event_parts, ignore_index=True)
-        if event_parts
-        else pd.DataFrame(columns=CSV_EVENTS.column_names)
-    )
-    events = events[events["event_count"] > 0][CSV_EVENTS.column_names]
+    events = _concat(event_parts, CSV_EVENTS.column_names)
+    events = events[events["event_count"] > 0]
     return traffic, events, quarantine
+
+
+def _quarantine_duplicates(
+    traffic: pd.DataFrame, events: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Keep the first row of each key (files in name order); later ones go to quarantine."""
+    keys = ["date", *DIMENSIONS]
+    duplicated = traffic.duplicated(subset=keys, keep="first")
+    if not duplicated.any():
+        return traffic, events, pd.DataFrame()
+    first = traffic[~duplicated].set_index(keys)
+    origin = first["file"] + ":" + first["line"].astype(str)
+    later = traffic[duplicated]
+    reasons = origin.reindex(pd.MultiIndex.from_frame(later[keys])).to_numpy()
+    quarantine = pd.DataFrame(
+        {
+            "partition_date": later["date"].to_numpy(),
+            "file": later["file"].to_numpy(),
+            "line": later["line"].to_numpy(),
+            "column_name": None,
+            "reason": ["duplicate of the row at " + o for o in reasons],
+            "raw_text": later["raw_text"].to_numpy(),
+        }
+    )
+    dropped = later[["file", "line"]]
+    events = events.merge(dropped, on=["file", "line"], how="left", indicator=True)
+    events = events[events["_merge"] == "left_only"].drop(columns="_merge")
+    return traffic[~duplicated], events, quarantine
 
 
 def _dimension(text: pd.Series) -> pd.Series:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpi_pipeline.plan.models import CsvColumns, CsvSource
+from kpi_pipeline.plan.csv_config import CsvColumns, CsvSource
 from kpi_pipeline.sources.csv_export import (
     CSV_EVENTS,
     CSV_TRAFFIC,
@@ -473,6 +473,7 @@ def test_missing_mapped_column_raises(tmp_path: Path) -> None:
         _read(tmp_path)
 
     assert str(caught.value) == (
-        f"{_abs(path)}:1: missing column(s) engaged_sessions (source 'ga4'); "
-        "the header has: date, source, medium, campaign, landing_page, device, sessions, key_events"
+        f"{_abs(path)}:1: the header does not match the mapping of source 'ga4': missing "
+        "engaged_sessions (one of: engaged_sessions, engaged sessions, sessions avec engagement)."
+        " Found: date, source, medium, campaign, landing_page, device, sessions, key_events"
     )

@@ -1,5 +1,7 @@
 """Raw tables loaded from the plan's CSV exports, one day partition (or range) at a time."""
 
+from dataclasses import asdict
+
 import dagster as dg
 
 from kpi_pipeline.defs.keys import table_key
@@ -68,6 +70,12 @@ def build_csv_assets(
             "files_read": sum(len(e.files) for e in extracts.values()),
             "quarantined_rows": quarantined,
             "days_without_rows": len(missing),
+            "skipped_duplicate_files": sum(
+                len(e.skipped_duplicate_files) for e in extracts.values()
+            ),
+            "file_formats": dg.MetadataValue.json(
+                [asdict(f) for e in extracts.values() for f in e.formats]
+            ),
         }
         if missing:
             context.log.warning(f"no rows for {len(missing)} day(s), first {missing[:5]}")
