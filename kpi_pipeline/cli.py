@@ -54,11 +54,24 @@ def _parser() -> argparse.ArgumentParser:
     when.add_argument("--date", type=dt.date.fromisoformat, help="one day (default: yesterday)")
     when.add_argument("--from", dest="first", type=dt.date.fromisoformat, help="first day")
     run.add_argument("--to", dest="last", type=dt.date.fromisoformat, help="last day (with --from)")
+    run.add_argument(
+        "--rollback",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also re-pull the N days before the first day from GA4 (revisions)",
+    )
     run.add_argument("--verbose", action="store_true", help="show every Dagster event")
     run.set_defaults(handler=_run)
 
     scorecard = commands.add_parser("scorecard", help="print the latest closed period's scores")
     scorecard.set_defaults(handler=_scorecard)
+
+    grant = commands.add_parser(
+        "grant-readonly", help="let a PostgreSQL role SELECT the marts and nothing else"
+    )
+    grant.add_argument("role", help="an existing role (lower-case letters, digits, _)")
+    grant.set_defaults(handler=_grant_readonly)
     return parser
 
 
@@ -96,8 +109,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from kpi_pipeline.definitions import DEFAULT_PLAN, build_definitions
     from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
+    from kpi_pipeline.defs.sources.ga4_assets import ROLLBACK_TAG
     from kpi_pipeline.metrics.periods import last_closed_day
 
+    if args.rollback < 0:
+        print("--rollback needs a number of days, 0 or more", file=sys.stderr)
+        return 2
     if args.last and not args.first:
         print("--to needs --from", file=sys.stderr)
         return 2
@@ -119,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         tags={
             ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+            **({ROLLBACK_TAG: str(args.rollback)} if args.rollback else {}),
         },
         raise_on_error=False,
     )
@@ -148,6 +166,21 @@ def _scorecard(args: argparse.Namespace) -> int:
         print(format_scorecard(latest_closed_scores(warehouse)))
     finally:
         warehouse.dispose()
+    return 0
+
+
+def _grant_readonly(args: argparse.Namespace) -> int:
+    from kpi_pipeline.warehouse.engine import DEFAULT_WAREHOUSE_URL, Warehouse, WarehouseError
+
+    warehouse = Warehouse.from_url(os.environ.get("KPI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL)
+    try:
+        statements = warehouse.grant_readonly(args.role)
+    except WarehouseError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    finally:
+        warehouse.dispose()
+    print("\n".join(f"{statement};" for statement in statements))
     return 0
 
 

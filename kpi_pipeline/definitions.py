@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
 
+from kpi_pipeline.defs.alerts_assets import (
+    alert_channels_resource,
+    build_alert_assets,
+    build_alert_sensors,
+)
 from kpi_pipeline.defs.jobs import build_daily_job, build_daily_schedule
 from kpi_pipeline.defs.partitions import daily_partitions
 from kpi_pipeline.defs.plan_assets import build_plan_assets
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.defs.scoring_assets import build_scoring_assets
 from kpi_pipeline.defs.sources.csv_assets import build_csv_assets
+from kpi_pipeline.defs.sources.email_assets import build_email_assets, build_email_resources
+from kpi_pipeline.defs.sources.ga4_assets import build_ga4_assets, build_ga4_resources
 from kpi_pipeline.defs.sql_assets import build_sql_model_assets
-from kpi_pipeline.plan.loader import load_plan
+from kpi_pipeline.plan.ga4 import feeds_kpis
+from kpi_pipeline.plan.loader import LoadedPlan, load_plan
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLAN = PROJECT_ROOT / "plan_config" / "demo.yaml"
@@ -28,6 +37,7 @@ def build_definitions(
 
     `KPI_PLAN` names the plan file (default: the demo plan); `KPI_WAREHOUSE_URL` the
     warehouse, passed as a `dg.EnvVar` so a password in it never reaches the UI.
+    `KPI_GA4_ENDPOINT` (loopback only) points GA4 clients at a local fake server.
     """
     loaded = load_plan(plan_path or os.environ.get("KPI_PLAN") or DEFAULT_PLAN)
     partitions = daily_partitions(loaded.plan)
@@ -41,16 +51,35 @@ def build_definitions(
     return dg.Definitions(
         assets=[
             *build_plan_assets(loaded),
-            *build_csv_assets(loaded, partitions),
+            *build_csv_assets(_kpi_csv_sources(loaded), partitions),
+            *build_ga4_assets(loaded, partitions),
+            *build_email_assets(loaded, partitions),
             *build_sql_model_assets(SQL_MODELS_ROOT),
             *build_scoring_assets(loaded),
+            *build_alert_assets(loaded),
         ],
         jobs=[job],
         schedules=[build_daily_schedule(job)],
-        resources={"warehouse": warehouse},
+        sensors=build_alert_sensors(loaded),
+        resources={
+            "warehouse": warehouse,
+            # Slack and SMTP settings as EnvVars, for the channels whose variables are set.
+            "alert_channels": alert_channels_resource(loaded.plan.alerts),
+            **build_ga4_resources(loaded, os.environ.get("KPI_GA4_ENDPOINT")),
+            # One per declared email source, its API key as a dg.EnvVar.
+            **build_email_resources(loaded),
+        },
         # DuckDB has a single writer: steps run one after another in one process.
         executor=dg.in_process_executor,
     )
+
+
+def _kpi_csv_sources(loaded: LoadedPlan) -> LoadedPlan:
+    """The plan as the CSV assets see it: no exports when GA4 was chosen to feed the KPIs."""
+    if feeds_kpis(loaded.plan, "csv_exports"):
+        return loaded
+    sources = loaded.plan.sources.model_copy(update={"csv_exports": []})
+    return replace(loaded, plan=loaded.plan.model_copy(update={"sources": sources}))
 
 
 @dg.definitions

@@ -14,12 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 # Changing this list is a deliberate act: analysts and schedules refer to these keys.
 EXPECTED_ASSET_KEYS = {
     "intermediate/int_csv__measures",
+    "intermediate/int_email__measures",
+    "intermediate/int_ga4__measures",
+    "intermediate/int_ga4__quality_flags_daily",
+    "intermediate/int_kpi_measures_daily",
     "intermediate/int_measures_unioned",
     "intermediate/int_measures_aggregated_daily",
     "intermediate/int_traffic_sources_mapped_to_tactics",
     "marts/kpi_scores",
     "marts/kpi_snapshots",
     "marts/kpi_values",
+    # Objective roll-up and tactic ranking (scoring), alert state and delivery (alerts).
+    "marts/alert_state",
+    "marts/kpi_period_to_date",
+    "marts/objective_status",
+    "marts/tactic_ranking",
+    "marts/unmapped_traffic",
     "plan/calendar",
     "plan/kpi_grains",
     "plan/kpi_segments",
@@ -29,8 +39,19 @@ EXPECTED_ASSET_KEYS = {
     "plan/tactic_rules",
     "raw/csv_events",
     "raw/csv_traffic",
+    # Email tables too (empty without email sources); their API resources only when declared.
+    "raw/email_campaigns",
+    "raw/email_list_growth",
+    # GA4 tables exist in every plan (empty without GA4 sources): the SQL models read them.
+    "raw/ga4_events",
+    "raw/ga4_extract_log",
+    "raw/ga4_traffic",
     "staging/stg_csv__events",
     "staging/stg_csv__traffic",
+    "staging/stg_email__campaigns",
+    "staging/stg_ga4__events",
+    "staging/stg_ga4__extract_log",
+    "staging/stg_ga4__traffic",
 }
 
 
@@ -40,7 +61,7 @@ def test_asset_keys_groups_and_partitions():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSET_KEYS
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"plan", "sources", "staging", "kpis", "scoring"}
+    assert groups == {"plan", "sources", "staging", "kpis", "scoring", "alerts"}
     raw = graph.get(dg.AssetKey(["raw", "csv_traffic"]))
     assert raw.partitions_def.timezone == "America/Toronto"
     assert raw.partitions_def.start.date().isoformat() == "2025-06-01"

@@ -10,9 +10,27 @@ csv_measures as (
 
 ),
 
+ga4_measures as (
+
+    select source_id, date, source, medium, campaign, device, measure_id, value
+    from {{ ref('int_ga4__measures') }}
+
+),
+
+email_measures as (
+
+    select source_id, date, source, medium, campaign, device, measure_id, value
+    from {{ ref('int_email__measures') }}
+
+),
+
 final as (
 
     select * from csv_measures
+    union all
+    select * from ga4_measures
+    union all
+    select * from email_measures
 
 )
 

@@ -39,6 +39,12 @@ calendar as (
 
 ),
 
+quality_flags_daily as (
+
+    select * from {{ ref('int_ga4__quality_flags_daily') }}
+
+),
+
 loaded_days as (
 
     select min(date) as first_day, max(date) as last_day from measures
@@ -97,6 +103,37 @@ summed_by_period as (
 
 ),
 
+period_flags as (
+
+    select
+        flagged.kpi_id,
+        flagged.grain,
+        flagged.period_start,
+        flagged.segment_type,
+        flagged.segment,
+        string_agg(flagged.quality_flag, ',' order by flagged.quality_flag) as quality_flags
+
+    from (
+        select distinct
+            kpi_measures_daily.kpi_id,
+            kpi_grains.grain,
+            calendar.period_start,
+            kpi_measures_daily.segment_type,
+            kpi_measures_daily.segment,
+            quality_flags_daily.quality_flag
+        from kpi_measures_daily
+        inner join kpi_grains
+            on kpi_grains.kpi_id = kpi_measures_daily.kpi_id
+        inner join calendar
+            on calendar.date = kpi_measures_daily.date
+            and calendar.grain = kpi_grains.grain
+        inner join quality_flags_daily
+            on quality_flags_daily.date = kpi_measures_daily.date
+    ) as flagged
+    group by 1, 2, 3, 4, 5
+
+),
+
 final as (
 
     select
@@ -118,12 +155,19 @@ final as (
             summed_by_period.period_start < loaded_days.first_day
             or summed_by_period.period_end > loaded_days.last_day
         ) as is_partial,
-        loaded_days.last_day as as_of_date
+        loaded_days.last_day as as_of_date,
+        period_flags.quality_flags
 
     from summed_by_period
     inner join kpis
         on kpis.kpi_id = summed_by_period.kpi_id
     cross join loaded_days
+    left join period_flags
+        on period_flags.kpi_id = summed_by_period.kpi_id
+        and period_flags.grain = summed_by_period.grain
+        and period_flags.period_start = summed_by_period.period_start
+        and period_flags.segment_type = summed_by_period.segment_type
+        and period_flags.segment = summed_by_period.segment
 
 )
 

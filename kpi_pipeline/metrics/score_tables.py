@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
-from kpi_pipeline.metrics.scoring import Goal, score_frame
+from kpi_pipeline.metrics.scoring import Goal, hold_windows, score_frame, with_hold_reasons
 from kpi_pipeline.plan.models import Plan
 
 _SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
@@ -30,6 +30,7 @@ _SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
     ("days_with_data", "bigint"),
     ("is_partial", "boolean"),
     ("as_of_date", "date"),
+    ("quality_flags", "text"),
     ("expected", "double"),
     ("target", "double"),
     ("tolerance_band", "double"),
@@ -38,6 +39,9 @@ _SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
     ("ci_high", "double"),
     ("forecast_at_deadline", "double"),
     ("projected_status", "text"),
+    ("forecast_low", "double"),
+    ("forecast_high", "double"),
+    ("hold_reason", "text"),
 )
 
 KPI_SCORES = TableSpec(
@@ -69,7 +73,9 @@ def scores_for_plan(values: pd.DataFrame, goals: Mapping[str, Goal], plan: Plan)
     values = values.astype({"is_partial": bool})
     for column in ("period_start", "period_end", "as_of_date"):
         values[column] = pd.to_datetime(values[column]).astype("datetime64[s]")
-    scored = score_frame(values, goals).merge(labels, on="kpi_id", how="inner", validate="m:1")
+    scored = with_hold_reasons(
+        score_frame(values, goals, plan.scoring.forecast_periods), hold_windows(plan)
+    ).merge(labels, on="kpi_id", how="inner", validate="m:1")
     ordered = scored[_column_names()].sort_values(list(KPI_SCORES.keys), kind="stable")
     return ordered.reset_index(drop=True)
 

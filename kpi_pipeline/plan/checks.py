@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kpi_pipeline.plan.ga4 import feeds_kpis
 from kpi_pipeline.plan.models import BUILT_IN_MEASURES, BUILT_IN_RATE_MEASURES, Kpi, KpiKind, Plan
 
 Path = tuple[str | int, ...]
@@ -26,6 +27,7 @@ def check_plan(plan: Plan) -> list[PlanProblem]:
         *_duplicate_ids(plan),
         *_kpi_problems(plan),
         *_measure_problems(plan),
+        *_traffic_source_problems(plan),
     ]
 
 
@@ -61,7 +63,8 @@ def _duplicate_ids(plan: Plan) -> Iterator[PlanProblem]:
     measures = [(("measures", i), m.id) for i, m in enumerate(plan.measures)]
     sources = [
         (("sources", "csv_exports", i), s.id) for i, s in enumerate(plan.sources.csv_exports)
-    ]
+    ] + [(("sources", "ga4", i), s.id) for i, s in enumerate(plan.sources.ga4)]
+    sources += [(("sources", "email", i), s.id) for i, s in enumerate(plan.sources.email)]
     yield from first_seen_check(objectives, "objective")
     yield from first_seen_check(strategies, "strategy")
     yield from first_seen_check(tactics, "tactic")
@@ -140,11 +143,27 @@ def _kpi_measure_fields(
 def _measure_problems(plan: Plan) -> Iterator[PlanProblem]:
     provided = {event for s in plan.sources.csv_exports for event in s.event_columns}
     for i, measure in enumerate(plan.measures):
-        if measure.event not in provided:
+        # GA4's events report counts any event name the plan's measures ask for.
+        if measure.event not in provided and not feeds_kpis(plan, "ga4"):
             yield PlanProblem(
                 ("measures", i, "event"),
                 f"no source provides event {measure.event!r}: add it to a source's event_columns",
             )
+
+
+def _traffic_source_problems(plan: Plan) -> Iterator[PlanProblem]:
+    declared = {"csv_exports": plan.sources.csv_exports, "ga4": plan.sources.ga4}
+    chosen = plan.sources.traffic_source
+    if chosen is None and all(declared.values()):
+        yield PlanProblem(
+            ("sources", "traffic_source"),
+            "both csv_exports and ga4 are declared: set traffic_source to the one that feeds "
+            "the KPIs, or their sessions would be counted twice",
+        )
+    elif chosen is not None and not declared[chosen]:
+        yield PlanProblem(
+            ("sources", "traffic_source"), f"traffic_source is {chosen!r} but no such source"
+        )
 
 
 def format_path(path: Path) -> str:

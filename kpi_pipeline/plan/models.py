@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from kpi_pipeline.plan.alerts import AlertsConfig
 from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.csv_config import CsvSource
+from kpi_pipeline.plan.email_config import EMAIL_MEASURES, EmailSource
+from kpi_pipeline.plan.ga4 import Ga4Source, TrafficSource
+from kpi_pipeline.plan.scoring import ScoringConfig
 
 
 class Grain(StrEnum):
@@ -48,7 +52,8 @@ BUILT_IN_RATE_MEASURES: dict[KpiKind, tuple[str, str]] = {
 }
 
 # Measures every traffic source provides, without declaration.
-BUILT_IN_MEASURES = ("sessions", "engaged_sessions", "key_events")
+# Email platforms add their campaign measures (emails_sent, email_unique_opens, ...).
+BUILT_IN_MEASURES = ("sessions", "engaged_sessions", "key_events", *EMAIL_MEASURES)
 
 
 class Segment(StrEnum):
@@ -136,6 +141,7 @@ class Kpi(StrictModel):
     tolerance: float = Field(default=0.1, ge=0)
     tolerance_mode: ToleranceMode = ToleranceMode.RELATIVE
     min_denominator: float = Field(default=0, ge=0)
+    weight: float = Field(default=1.0, gt=0, description="Weight in its objective's status.")
 
     @property
     def is_rate(self) -> bool:
@@ -177,49 +183,15 @@ class EventMeasure(StrictModel):
     description: str = ""
 
 
-class CsvColumns(StrictModel):
-    """Which header in the export holds each field of a GA4-style daily row."""
-
-    date: str = "date"
-    source: str = "source"
-    medium: str = "medium"
-    campaign: str = "campaign"
-    landing_page: str = "landing_page"
-    device: str = "device"
-    sessions: str = "sessions"
-    engaged_sessions: str = "engaged_sessions"
-    key_events: str = "key_events"
-
-
-class CsvSource(StrictModel):
-    """GA4-style daily exports as CSV files; `path` is a glob relative to the plan file."""
-
-    id: Identifier
-    path: str
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    encoding: str = "utf-8"
-    decimal: Literal[".", ","] = "."
-    thousands: Literal["", ",", ".", " ", "'"] = ""
-    date_format: str = "%Y-%m-%d"
-    columns: CsvColumns = Field(default_factory=CsvColumns)
-    event_columns: dict[str, str] = Field(
-        default_factory=dict, description="Event name -> header of its count column."
-    )
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        import codecs
-
-        try:
-            codecs.lookup(value)
-        except LookupError as exc:
-            raise ValueError(f"unknown encoding {value!r}") from exc
-        return value
-
-
 class Sources(StrictModel):
     csv_exports: list[CsvSource] = Field(default_factory=list)
+    ga4: list[Ga4Source] = Field(default_factory=list)
+    email: list[EmailSource] = Field(
+        default_factory=list, description="Email platforms (Mailchimp, Klaviyo): campaigns."
+    )
+    traffic_source: TrafficSource | None = Field(
+        default=None, description="Which kind feeds the KPIs when both are declared."
+    )
 
 
 class Plan(StrictModel):
@@ -232,6 +204,8 @@ class Plan(StrictModel):
     sources: Sources
     measures: list[EventMeasure] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("timezone")
     @classmethod

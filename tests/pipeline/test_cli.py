@@ -60,4 +60,5 @@ def test_run_reports_the_failing_step_and_its_cause(tiny_project, monkeypatch, c
     assert main(["run", "--plan", str(tiny_project.plan_path), "--date", "2026-01-05"]) == 1
     err = capsys.readouterr().err
     assert "step csv_exports failed:" in err
-    assert "missing column(s) medium, campaign" in err
+    assert "missing medium (one of: medium, session_medium" in err
+    assert "Found: date, source" in err

@@ -154,7 +154,8 @@ def test_a_failed_run_leaves_the_warehouse_as_it_was(ran):
     failure = next(e for e in failed.all_events if e.is_step_failure)
     cause = failure.step_failure_data.error.cause
     assert cause.cls_name == "CsvFormatError"
-    assert f"{project.export_path.resolve()}:1: missing column(s) key_events" in cause.message
+    assert f"{project.export_path.resolve()}:1: the header does not match" in cause.message
+    assert "missing key_events (one of: key_events, key events" in cause.message
     for table in KPI_TABLES:
         assert_frame_equal(project.read(f"select * from {table}"), before[table])
 
@@ -176,3 +177,12 @@ def test_scoring_metadata_names_the_periods_covered(ran):
         "task": {"week": "on_track"},
         "vol": {"week": "on_track"},
     }
+
+
+def test_unmapped_traffic_lists_what_no_tactic_claims(ran):
+    project, _ = ran
+    unmapped = project.read("select * from marts.unmapped_traffic")
+    # Only google / organic matches no UTM rule: 900 + 5 x 100 sessions (bad row excluded).
+    assert list(unmapped.itertuples(index=False, name=None)) == [
+        ("google", "organic", "(not set)", 1400.0, dt.date(2026, 1, 5), dt.date(2026, 1, 11))
+    ]
