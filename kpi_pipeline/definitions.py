@@ -21,6 +21,7 @@ from kpi_pipeline.defs.scoring_assets import build_scoring_assets
 from kpi_pipeline.defs.sources.csv_assets import build_csv_assets
 from kpi_pipeline.defs.sources.email_assets import build_email_assets, build_email_resources
 from kpi_pipeline.defs.sources.ga4_assets import build_ga4_assets, build_ga4_resources
+from kpi_pipeline.defs.sources.session_csv_assets import build_session_csv_assets
 from kpi_pipeline.defs.sql_assets import build_sql_model_assets
 from kpi_pipeline.plan.ga4 import feeds_kpis
 from kpi_pipeline.plan.loader import LoadedPlan, load_plan
@@ -54,6 +55,7 @@ def build_definitions(
             *build_csv_assets(_kpi_csv_sources(loaded), partitions),
             *build_ga4_assets(loaded, partitions),
             *build_email_assets(loaded, partitions),
+            *build_session_csv_assets(loaded, partitions),
             *build_sql_model_assets(SQL_MODELS_ROOT),
             *build_scoring_assets(loaded),
             *build_alert_assets(loaded),

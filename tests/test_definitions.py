@@ -19,6 +19,7 @@ EXPECTED_ASSET_KEYS = {
     "intermediate/int_ga4__quality_flags_daily",
     "intermediate/int_kpi_measures_daily",
     "intermediate/int_measures_unioned",
+    "intermediate/int_session_csv__measures",
     "intermediate/int_measures_aggregated_daily",
     "intermediate/int_traffic_sources_mapped_to_tactics",
     "marts/kpi_scores",
@@ -39,6 +40,7 @@ EXPECTED_ASSET_KEYS = {
     "plan/tactic_rules",
     "raw/csv_events",
     "raw/csv_traffic",
+    "raw/session_csv_rows",
     # Email tables too (empty without email sources); their API resources only when declared.
     "raw/email_campaigns",
     "raw/email_list_growth",
@@ -48,6 +50,7 @@ EXPECTED_ASSET_KEYS = {
     "raw/ga4_traffic",
     "staging/stg_csv__events",
     "staging/stg_csv__traffic",
+    "staging/stg_session_csv__sessions",
     "staging/stg_email__campaigns",
     "staging/stg_ga4__events",
     "staging/stg_ga4__extract_log",

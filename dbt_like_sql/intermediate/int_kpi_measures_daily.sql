@@ -38,6 +38,7 @@ kpi_measures_daily as (
             when 'tactic' then measures.tactic_id
             when 'channel' then measures.channel
             when 'device' then measures.device
+            when 'audience' then measures.audience
         end as segment,
         sum(case when measures.measure_id = kpis.numerator_measure then measures.value else 0 end) as numerator,
         sum(case when measures.measure_id = kpis.denominator_measure then measures.value else 0 end) as denominator

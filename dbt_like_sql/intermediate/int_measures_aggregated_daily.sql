@@ -1,6 +1,6 @@
--- grain: one row per date, measure, tactic, channel and device
--- keys: date, measure_id, tactic_id, channel, device
--- description: Every additive measure of every source summed per day, tactic, channel and device.
+-- grain: one row per date, measure, tactic, channel, device and audience
+-- keys: date, measure_id, tactic_id, channel, device, audience
+-- description: Every additive measure of every source summed per day, tactic, channel, device and audience.
 with
 
 all_measures as (
@@ -23,6 +23,7 @@ final as (
         tactics.tactic_id,
         tactics.channel,
         all_measures.device,
+        all_measures.audience,
         sum(all_measures.value) as value
 
     from all_measures
@@ -30,7 +31,7 @@ final as (
         on all_measures.source = tactics.source
         and all_measures.medium = tactics.medium
         and all_measures.campaign = tactics.campaign
-    group by 1, 2, 3, 4, 5
+    group by 1, 2, 3, 4, 5, 6
 
 )
 

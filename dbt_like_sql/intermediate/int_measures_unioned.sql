@@ -1,26 +1,33 @@
 -- grain: one row per source, source row and measure
--- keys: source_id, date, source, medium, campaign, device, measure_id
+-- keys: source_id, date, source, medium, campaign, device, audience, measure_id
 -- description: Additive measures of every source in one shape; each source adds one union branch.
 with
 
 csv_measures as (
 
-    select source_id, date, source, medium, campaign, device, measure_id, value
+    select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
     from {{ ref('int_csv__measures') }}
 
 ),
 
 ga4_measures as (
 
-    select source_id, date, source, medium, campaign, device, measure_id, value
+    select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
     from {{ ref('int_ga4__measures') }}
 
 ),
 
 email_measures as (
 
-    select source_id, date, source, medium, campaign, device, measure_id, value
+    select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
     from {{ ref('int_email__measures') }}
+
+),
+
+session_csv_measures as (
+
+    select source_id, date, source, medium, campaign, device, audience, measure_id, value
+    from {{ ref('int_session_csv__measures') }}
 
 ),
 
@@ -31,6 +38,8 @@ final as (
     select * from ga4_measures
     union all
     select * from email_measures
+    union all
+    select * from session_csv_measures
 
 )
 

@@ -65,6 +65,9 @@ def _duplicate_ids(plan: Plan) -> Iterator[PlanProblem]:
         (("sources", "csv_exports", i), s.id) for i, s in enumerate(plan.sources.csv_exports)
     ] + [(("sources", "ga4", i), s.id) for i, s in enumerate(plan.sources.ga4)]
     sources += [(("sources", "email", i), s.id) for i, s in enumerate(plan.sources.email)]
+    sources += [
+        (("sources", "session_csvs", i), s.id) for i, s in enumerate(plan.sources.session_csvs)
+    ]
     yield from first_seen_check(objectives, "objective")
     yield from first_seen_check(strategies, "strategy")
     yield from first_seen_check(tactics, "tactic")

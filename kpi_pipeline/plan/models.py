@@ -19,6 +19,7 @@ from kpi_pipeline.plan.csv_config import CsvSource
 from kpi_pipeline.plan.email_config import EMAIL_MEASURES, EmailSource
 from kpi_pipeline.plan.ga4 import Ga4Source, TrafficSource
 from kpi_pipeline.plan.scoring import ScoringConfig
+from kpi_pipeline.plan.session_csv_config import SessionCsvSource
 
 
 class Grain(StrEnum):
@@ -62,6 +63,7 @@ class Segment(StrEnum):
     TACTIC = "tactic"
     CHANNEL = "channel"
     DEVICE = "device"
+    AUDIENCE = "audience"  # a column a session-level source declares (e.g. visitor type)
 
 
 class Channel(StrEnum):
@@ -188,6 +190,9 @@ class Sources(StrictModel):
     ga4: list[Ga4Source] = Field(default_factory=list)
     email: list[EmailSource] = Field(
         default_factory=list, description="Email platforms (Mailchimp, Klaviyo): campaigns."
+    )
+    session_csvs: list[SessionCsvSource] = Field(
+        default_factory=list, description="Session-level CSV files (one row per visit)."
     )
     traffic_source: TrafficSource | None = Field(
         default=None, description="Which kind feeds the KPIs when both are declared."

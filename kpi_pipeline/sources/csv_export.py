@@ -6,13 +6,10 @@ which is what gives every row its true line number for the quarantine.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
-import glob
 import hashlib
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,19 @@ import pandas as pd
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
 from kpi_pipeline.plan.csv_config import DATE_FORMATS, CsvSource
 from kpi_pipeline.sources.quarantine import QUARANTINE, quarantine_frame
+from kpi_pipeline.sources.text_files import (
+    CsvFormatError,
+    checked_rows,
+    concat_frames,
+    decode_text,
+    detect_delimiter,
+    keep_in_range,
+    matching_files,
+    normal_header,
+    rejection,
+)
+
+__all__ = ["CSV_EVENTS", "CSV_TRAFFIC", "CsvExtract", "CsvFormatError", "read_csv_exports"]
 
 DIMENSIONS = ("source", "medium", "campaign", "landing_page", "device")
 NOT_SET = "(not set)"
@@ -57,10 +67,6 @@ CSV_EVENTS = TableSpec(
 )
 
 
-class CsvFormatError(ValueError):
-    """A file whose header does not match the plan's column mapping: nothing is loaded."""
-
-
 @dataclass(frozen=True)
 class FileFormat:
     """How one file was read: declared by the plan or detected from the file itself."""
@@ -94,11 +100,7 @@ def read_csv_exports(
     source: CsvSource, base_dir: Path, first_day: dt.date, last_day: dt.date
 ) -> CsvExtract:
     """Rows dated within [first_day, last_day] from every file matching the source's glob."""
-    # The plan's folder is a literal path: only the plan's own pattern may hold wildcards.
-    root = Path(glob.escape(str(base_dir)))
-    pattern = source.path if Path(source.path).is_absolute() else str(root / source.path)
-    # glob.glob, unlike Path.glob, accepts "../" and absolute patterns as users write them.
-    files = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207
+    files = matching_files(base_dir, source.path)
     traffic_parts, event_parts, bad_parts = [], [], []
     formats: list[FileFormat] = []
     seen: dict[str, str] = {}
@@ -119,14 +121,14 @@ def read_csv_exports(
         bad_parts.extend([rejected, invalid])
         formats.append(file_format)
     # raw_text rides along until duplicates are found, so their quarantine rows keep it.
-    traffic = _concat(traffic_parts, [*CSV_TRAFFIC.column_names, "raw_text"])
-    events = _concat(event_parts, CSV_EVENTS.column_names)
+    traffic = concat_frames(traffic_parts, [*CSV_TRAFFIC.column_names, "raw_text"])
+    events = concat_frames(event_parts, CSV_EVENTS.column_names)
     traffic, events, duplicates = _quarantine_duplicates(traffic, events)
     traffic = traffic.drop(columns="raw_text")
-    quarantine = _concat(
+    quarantine = concat_frames(
         [*bad_parts, duplicates], [c for c in QUARANTINE.column_names if c != "source_id"]
     )
-    quarantine = _keep_in_range(quarantine, first_day, last_day)
+    quarantine = keep_in_range(quarantine, first_day, last_day)
     quarantine["source_id"] = source.id
     quarantine = quarantine[QUARANTINE.column_names].sort_values(["file", "line"], kind="stable")
     loaded_days = set(traffic["date"].dt.date) if not traffic.empty else set()
@@ -142,13 +144,6 @@ def read_csv_exports(
     )
 
 
-def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
-
-
 def _candidates(source: CsvSource) -> dict[str, tuple[str, ...]]:
     """Our field name -> header names to look for (events as `event:<name>`)."""
     events = {
@@ -158,35 +153,11 @@ def _candidates(source: CsvSource) -> dict[str, tuple[str, ...]]:
     return {**source.columns.candidates(), **events}
 
 
-def _normal(header: str) -> str:
-    return " ".join(header.replace("\ufeff", "").split()).casefold()
-
-
-def _decode(data: bytes, declared: str) -> tuple[str, str]:
-    """Text and the encoding used. A BOM is skipped; `auto` tries UTF-8, then Windows-1252."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace"), "utf-8-sig"
-    if declared == "auto":
-        try:
-            return data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            # Excel on Windows saves "CSV" in the ANSI code page; 5 bytes stay undefined.
-            return data.decode("cp1252", errors="replace"), "cp1252"
-    # Undecodable bytes become U+FFFD so the row is quarantined instead of the file failing.
-    return data.decode(declared, errors="replace"), declared
-
-
-def _detect_delimiter(header: str) -> str:
-    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 def _read_file(
     data: bytes, shown: str, source: CsvSource
 ) -> tuple[pd.DataFrame, pd.DataFrame, FileFormat]:
     """Split a file into well-formed rows (as text, with line numbers) and rejected rows."""
-    text, encoding = _decode(data, source.encoding)
+    text, encoding = decode_text(data, source.encoding)
     lines = text.splitlines(keepends=True)
     # GA4 UI exports open with "# ..." comment lines (account, dates) and blank lines.
     skipped = 0
@@ -196,19 +167,17 @@ def _read_file(
     if skipped == len(lines):
         empty_format = FileFormat(shown, encoding, ",", ".", "", "", header_line, {})
         return _empty_rows(source), quarantine_frame([]), empty_format
-    delimiter = (
-        _detect_delimiter(lines[skipped]) if source.delimiter == "auto" else source.delimiter
-    )
+    delimiter = detect_delimiter(lines[skipped]) if source.delimiter == "auto" else source.delimiter
     reader = csv.reader(io.StringIO("".join(lines[skipped:])), delimiter=delimiter)
     header = [h.strip() for h in next(reader)]
-    found = {_normal(h): i for i, h in enumerate(header)}
+    found = {normal_header(h): i for i, h in enumerate(header)}
     positions, headers, missing = {}, {}, []
     for field, names in _candidates(source).items():
-        match = next((n for n in names if _normal(n) in found), None)
+        match = next((n for n in names if normal_header(n) in found), None)
         if match is None:
             missing.append(f"{field.removeprefix('event:')} (one of: {', '.join(names)})")
             continue
-        positions[field] = found[_normal(match)]
+        positions[field] = found[normal_header(match)]
         headers[field] = header[positions[field]]
     if missing:
         raise CsvFormatError(
@@ -219,18 +188,18 @@ def _read_file(
     line_numbers: list[int] = []
     rejected: list[dict[str, object]] = []
     previous_end = reader.line_num
-    for fields in _checked(reader, shown, skipped):
+    for fields in checked_rows(reader, shown, skipped):
         start, previous_end = previous_end + 1, reader.line_num
         if not fields or all(not f.strip() for f in fields):
             continue
         if fields[0].startswith("#"):
             break  # a second commented section (GA4 UI exports stack several tables)
-        if _normal(fields[0]) in _TOTAL_ROWS:
+        if normal_header(fields[0]) in _TOTAL_ROWS:
             continue
         raw_text = delimiter.join(fields)
         if len(fields) != len(header):
             rejected.append(
-                _rejection(
+                rejection(
                     shown,
                     start + skipped,
                     None,
@@ -275,29 +244,6 @@ def _detect_date_format(values: pd.Series) -> str:
 
 def _empty_rows(source: CsvSource) -> pd.DataFrame:
     return pd.DataFrame(columns=[*_candidates(source), "file", "line", "raw_text"], dtype=object)
-
-
-def _checked(reader: Iterator[list[str]], shown: str, offset: int) -> Iterator[list[str]]:
-    """The reader's rows; a file the csv module cannot split at all fails with its line."""
-    try:
-        yield from reader
-    except csv.Error as exc:
-        line = getattr(reader, "line_num", 0) + offset
-        raise CsvFormatError(
-            f"{shown}:{line}: cannot split the file into rows ({exc}); "
-            "look for an unclosed quote above this line"
-        ) from None
-
-
-def _rejection(file: str, line: int, column: str | None, reason: str, raw: str) -> dict:
-    return {
-        "partition_date": None,
-        "file": file,
-        "line": line,
-        "column_name": column,
-        "reason": reason,
-        "raw_text": raw,
-    }
 
 
 def _parse_rows(
@@ -392,7 +338,7 @@ def _parse_rows(
         for field in measures
         if field.startswith("event:")
     ]
-    events = _concat(event_parts, CSV_EVENTS.column_names)
+    events = concat_frames(event_parts, CSV_EVENTS.column_names)
     events = events[events["event_count"] > 0]
     return traffic, events, quarantine
 
@@ -428,15 +374,3 @@ def _quarantine_duplicates(
 def _dimension(text: pd.Series) -> pd.Series:
     cleaned = text.str.strip()
     return cleaned.mask(cleaned == "", NOT_SET)
-
-
-def _keep_in_range(quarantine: pd.DataFrame, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
-    """Bad rows dated in the run's range, and those whose date could not be read at all."""
-    day = pd.to_datetime(quarantine["partition_date"], errors="coerce")
-    undated = day.isna()
-    in_range = day.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
-    kept = quarantine[undated | in_range].copy()
-    kept["partition_date"] = pd.to_datetime(kept["partition_date"], errors="coerce").astype(
-        "datetime64[s]"
-    )
-    return kept
