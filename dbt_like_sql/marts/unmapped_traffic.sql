@@ -1,6 +1,7 @@
 -- grain: one row per source, medium and campaign whose traffic matched no tactic
 -- keys: source, medium, campaign
 -- description: Sessions no tactic's UTM rules claim, largest first: the list to fix UTM rules from.
+-- preview_order_by: sessions desc, source, medium, campaign
 with
 
 measures as (

@@ -42,6 +42,11 @@ def _model_asset(model: SqlModel, layer_of: dict[str, str]) -> dg.AssetsDefiniti
         metadata: dict[str, object] = {"relation": model.relation}
         if rows is not None:
             metadata["dagster/row_count"] = rows
+        if model.preview_order_by:
+            preview = warehouse.get().read_frame(
+                f"select * from {model.relation} order by {model.preview_order_by} limit 10"
+            )
+            metadata["preview"] = dg.MetadataValue.md(preview.to_markdown(index=False))
         return dg.MaterializeResult(metadata=metadata)
 
     return _run

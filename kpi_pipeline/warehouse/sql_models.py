@@ -50,6 +50,8 @@ class SqlModel:
     materialized: Literal["view", "table"]
     grain: str
     description: str
+    # `-- preview_order_by: sessions desc` shows the model's first rows in the asset metadata.
+    preview_order_by: str | None = None
 
     @property
     def schema(self) -> str:
@@ -117,6 +119,7 @@ def _parse_model(path: Path, root: Path) -> SqlModel:
         materialized=materialized,  # type: ignore[arg-type]
         grain=header["grain"],
         description=header.get("description", ""),
+        preview_order_by=header.get("preview_order_by"),
     )
 
 

@@ -180,7 +180,11 @@ def test_scoring_metadata_names_the_periods_covered(ran):
 
 
 def test_unmapped_traffic_lists_what_no_tactic_claims(ran):
-    project, _ = ran
+    project, result = ran
+    (materialization,) = result.asset_materializations_for_node("marts__unmapped_traffic")
+    # The asset's metadata shows the list itself, so plan owners see it in the UI.
+    preview = materialization.metadata["preview"].value
+    assert "| google   | organic  | (not set)  |       1400 |" in preview
     unmapped = project.read("select * from marts.unmapped_traffic")
     # Only google / organic matches no UTM rule: 900 + 5 x 100 sessions (bad row excluded).
     assert list(unmapped.itertuples(index=False, name=None)) == [
