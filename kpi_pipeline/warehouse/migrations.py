@@ -163,6 +163,183 @@ SCORE_COLUMNS_V3: Columns = (
 )
 
 
+# Version 4: the tables of the GA4, email and session-level sources, period-to-date,
+# roll-ups and alerts, as they were first released (written literally, as every step is).
+SOURCE_AND_ALERT_TABLES_V4: dict[tuple[str, str], Columns] = {
+    ("raw", "ga4_traffic"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("source", "text"),
+        ("medium", "text"),
+        ("campaign", "text"),
+        ("landing_page", "text"),
+        ("device", "text"),
+        ("sessions", "bigint"),
+        ("engaged_sessions", "bigint"),
+        ("key_events", "double"),
+        ("property_id", "text"),
+        ("extracted_at", "timestamp"),
+    ),
+    ("raw", "ga4_events"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("event_name", "text"),
+        ("source", "text"),
+        ("medium", "text"),
+        ("campaign", "text"),
+        ("device", "text"),
+        ("event_count", "double"),
+        ("property_id", "text"),
+        ("extracted_at", "timestamp"),
+    ),
+    ("raw", "ga4_extract_log"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("report", "text"),
+        ("property_id", "text"),
+        ("row_count", "bigint"),
+        ("pages", "integer"),
+        ("restarts", "integer"),
+        ("sampled", "boolean"),
+        ("sampling_rate", "double"),
+        ("subject_to_thresholding", "boolean"),
+        ("data_loss_from_other_row", "boolean"),
+        ("truncation_reasons", "text"),
+        ("empty_reason", "text"),
+        ("time_zone", "text"),
+        ("currency_code", "text"),
+        ("timezone_mismatch", "boolean"),
+        ("quality_flags", "text"),
+        ("tokens_per_day_remaining", "bigint"),
+        ("tokens_per_hour_remaining", "bigint"),
+        ("extracted_at", "timestamp"),
+    ),
+    ("raw", "email_campaigns"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("platform", "text"),
+        ("campaign_id", "text"),
+        ("campaign_name", "text"),
+        ("list_id", "text"),
+        ("send_time", "timestamp"),
+        ("utm_source", "text"),
+        ("utm_campaign", "text"),
+        ("emails_sent", "bigint"),
+        ("hard_bounces", "bigint"),
+        ("soft_bounces", "bigint"),
+        ("bounces", "bigint"),
+        ("delivered", "bigint"),
+        ("unique_opens", "bigint"),
+        ("reported_unique_opens", "bigint"),
+        ("machine_unique_opens", "bigint"),
+        ("machine_opens_excluded", "boolean"),
+        ("unique_clicks", "bigint"),
+        ("unsubscribes", "bigint"),
+        ("extracted_at", "timestamp"),
+    ),
+    ("raw", "email_list_growth"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("list_id", "text"),
+        ("subscribes", "bigint"),
+        ("unsubscribes", "bigint"),
+        ("other_adds", "bigint"),
+        ("other_removes", "bigint"),
+        ("extracted_at", "timestamp"),
+    ),
+    ("raw", "session_csv_rows"): (
+        ("source_id", "text"),
+        ("date", "date"),
+        ("source", "text"),
+        ("medium", "text"),
+        ("campaign", "text"),
+        ("audience", "text"),
+        ("converted", "boolean"),
+        ("engaged", "boolean"),
+        ("file", "text"),
+        ("line", "bigint"),
+    ),
+    ("marts", "kpi_period_to_date"): (
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("segment_type", "text"),
+        ("segment", "text"),
+        ("period_start", "date"),
+        ("period_label", "text"),
+        ("as_of_date", "date"),
+        ("days_elapsed", "bigint"),
+        ("value", "double"),
+        ("expected", "double"),
+        ("status", "text"),
+        ("previous_start", "date"),
+        ("previous_end", "date"),
+        ("previous_value", "double"),
+        ("change", "double"),
+    ),
+    ("marts", "objective_status"): (
+        ("objective_id", "text"),
+        ("objective_title", "text"),
+        ("objective_priority", "integer"),
+        ("grain", "text"),
+        ("period_label", "text"),
+        ("status", "text"),
+        ("severity_score", "double"),
+        ("kpis_scored", "bigint"),
+        ("kpi_statuses", "text"),
+        ("rollup", "text"),
+    ),
+    ("marts", "tactic_ranking"): (
+        ("objective_id", "text"),
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("period_label", "text"),
+        ("tactic", "text"),
+        ("value", "double"),
+        ("expected", "double"),
+        ("gap", "double"),
+        ("denominator", "double"),
+        ("status", "text"),
+        ("rank", "bigint"),
+    ),
+    ("marts", "alert_state"): (
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("segment_type", "text"),
+        ("segment", "text"),
+        ("period_start", "date"),
+        ("period_label", "text"),
+        ("status", "text"),
+        ("last_sent_status", "text"),
+        ("last_sent_at", "timestamp"),
+        ("hold_reason", "text"),
+        ("evaluated_at", "timestamp"),
+    ),
+    ("marts", "alert_deliveries"): (
+        ("alert_id", "text"),
+        ("channel", "text"),
+        ("kind", "text"),
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("segment_type", "text"),
+        ("segment", "text"),
+        ("period_label", "text"),
+        ("status", "text"),
+        ("attempts", "bigint"),
+        ("last_error", "text"),
+        ("alert_json", "text"),
+        ("created_at", "timestamp"),
+        ("delivered_at", "timestamp"),
+    ),
+}
+
+# Version 4 also indexes the new raw tables' partition filters on PostgreSQL.
+PARTITION_INDEXES_V4: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "ix_ga4_traffic_partition": ("raw", "ga4_traffic", ("source_id", "date")),
+    "ix_ga4_events_partition": ("raw", "ga4_events", ("source_id", "date")),
+    "ix_session_csv_rows_partition": ("raw", "session_csv_rows", ("source_id", "date")),
+}
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -188,6 +365,19 @@ def _partition_indexes(conn: Connection, dialect: str) -> None:
         )
 
 
+def _source_and_alert_tables_v4(conn: Connection, dialect: str) -> None:
+    # `checkfirst`: warehouses that ran these features before this step created the same
+    # tables from their specs; they are adopted as they are, rows included.
+    for (schema, name), columns in SOURCE_AND_ALERT_TABLES_V4.items():
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+        sa_table(schema, name, columns).create(conn, checkfirst=True)
+    if dialect == "postgresql":
+        for index, (schema, table, columns) in PARTITION_INDEXES_V4.items():
+            conn.exec_driver_sql(
+                f"create index if not exists {index} on {schema}.{table} ({', '.join(columns)})"
+            )
+
+
 def _score_columns_v3(conn: Connection, dialect: str) -> None:
     for table in ("kpi_scores", "kpi_snapshots"):
         for column, kind in SCORE_COLUMNS_V3:
@@ -209,6 +399,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2, "indexes for partition replaces and snapshot look-ups (PostgreSQL)", _partition_indexes
     ),
     Migration(3, "quality flags, forecast bounds and hold reason on scores", _score_columns_v3),
+    Migration(
+        4,
+        "GA4, email and session-level source tables; period-to-date, roll-ups and alerts",
+        _source_and_alert_tables_v4,
+    ),
 )
 HEAD = MIGRATIONS[-1].version
 

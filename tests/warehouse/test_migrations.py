@@ -8,11 +8,17 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from kpi_pipeline.alerts.store import ALERT_DELIVERIES, ALERT_STATE
 from kpi_pipeline.lib.tables import TableSpec
+from kpi_pipeline.metrics.period_to_date import KPI_PERIOD_TO_DATE
 from kpi_pipeline.metrics.plan_tables import PLAN_TABLES
+from kpi_pipeline.metrics.rollup import OBJECTIVE_STATUS, TACTIC_RANKING
 from kpi_pipeline.metrics.score_tables import KPI_SCORES, KPI_SNAPSHOTS
 from kpi_pipeline.sources.csv_export import CSV_EVENTS, CSV_TRAFFIC
+from kpi_pipeline.sources.email.tables import EMAIL_CAMPAIGNS, EMAIL_LIST_GROWTH
+from kpi_pipeline.sources.ga4.reports import GA4_EVENTS, GA4_EXTRACT_LOG, GA4_TRAFFIC
 from kpi_pipeline.sources.quarantine import QUARANTINE
+from kpi_pipeline.sources.session_csv import SESSION_ROWS
 from kpi_pipeline.warehouse.engine import Warehouse, WarehouseError, sa_table
 from kpi_pipeline.warehouse.migrations import (
     BASELINE_TABLES,
@@ -23,7 +29,25 @@ from kpi_pipeline.warehouse.migrations import (
 )
 
 # Every table the pipeline writes through `ensure_table` + `replace_*`.
-WRITTEN_TABLES = (CSV_TRAFFIC, CSV_EVENTS, QUARANTINE, *PLAN_TABLES, KPI_SCORES, KPI_SNAPSHOTS)
+WRITTEN_TABLES = (
+    CSV_TRAFFIC,
+    CSV_EVENTS,
+    QUARANTINE,
+    *PLAN_TABLES,
+    KPI_SCORES,
+    KPI_SNAPSHOTS,
+    GA4_TRAFFIC,
+    GA4_EVENTS,
+    GA4_EXTRACT_LOG,
+    EMAIL_CAMPAIGNS,
+    EMAIL_LIST_GROWTH,
+    SESSION_ROWS,
+    KPI_PERIOD_TO_DATE,
+    OBJECTIVE_STATUS,
+    TACTIC_RANKING,
+    ALERT_STATE,
+    ALERT_DELIVERIES,
+)
 # information_schema's name for each declared type, per engine.
 TYPE_NAMES = {
     "text": {"text", "VARCHAR"},
