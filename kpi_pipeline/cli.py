@@ -102,15 +102,11 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Dagster is imported only for commands that run it: `validate` stays instant.
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
-    from kpi_pipeline.definitions import DEFAULT_PLAN, build_definitions
-    from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
+    from kpi_pipeline.definitions import DEFAULT_PLAN
     from kpi_pipeline.defs.sources.ga4_assets import ROLLBACK_TAG
     from kpi_pipeline.metrics.periods import last_closed_day
+    from kpi_pipeline.runs import run_days, step_failures
 
     if args.rollback < 0:
         print("--rollback needs a number of days, 0 or more", file=sys.stderr)
@@ -120,34 +116,23 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     plan_path = args.plan or os.environ.get("KPI_PLAN") or DEFAULT_PLAN
     plan = load_plan(plan_path).plan
-    defs = build_definitions(plan_path)
     yesterday = last_closed_day(dt.datetime.now(dt.UTC), plan.timezone)
     first = args.first or args.date or yesterday
     last = args.last or first
     if last < first:
         print(f"--to {last} is before --from {first}", file=sys.stderr)
         return 2
-    job = defs.resolve_job_def(DAILY_JOB_NAME)
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    log_level = "DEBUG" if args.verbose else "WARNING"
-    result = job.execute_in_process(
-        instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            **({ROLLBACK_TAG: str(args.rollback)} if args.rollback else {}),
-        },
-        raise_on_error=False,
+    result = run_days(
+        plan_path,
+        first,
+        last,
+        instance=dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None,
+        log_level="DEBUG" if args.verbose else "WARNING",
+        tags={ROLLBACK_TAG: str(args.rollback)} if args.rollback else None,
     )
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data:
-                error = event.step_failure_data.error
-                print(
-                    f"step {event.step_key} failed: {error.message if error else ''}",
-                    file=sys.stderr,
-                )
+        for step, message in step_failures(result).items():
+            print(f"step {step} failed: {message}", file=sys.stderr)
         return 1
     days = (last - first).days + 1
     print(f"run {result.run_id} materialized {days} day(s) {first}..{last}")

@@ -13,9 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Changing this list is a deliberate act: analysts and schedules refer to these keys.
 EXPECTED_ASSET_KEYS = {
-    "intermediate/int_csv__measures",
     "intermediate/int_email__measures",
-    "intermediate/int_ga4__measures",
+    "intermediate/int_web_analytics__measures",
     "intermediate/int_ga4__quality_flags_daily",
     "intermediate/int_kpi_measures_daily",
     "intermediate/int_measures_unioned",

@@ -3,17 +3,10 @@
 -- description: Additive measures of every source in one shape; each source adds one union branch.
 with
 
-csv_measures as (
+web_analytics_measures as (
 
     select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
-    from {{ ref('int_csv__measures') }}
-
-),
-
-ga4_measures as (
-
-    select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
-    from {{ ref('int_ga4__measures') }}
+    from {{ ref('int_web_analytics__measures') }}
 
 ),
 
@@ -33,9 +26,7 @@ session_csv_measures as (
 
 final as (
 
-    select * from csv_measures
-    union all
-    select * from ga4_measures
+    select * from web_analytics_measures
     union all
     select * from email_measures
     union all

@@ -470,3 +470,12 @@ def _lock_key(*parts: str) -> int:
     """A stable signed 64-bit advisory-lock key for `parts` (same text, same key)."""
     digest = hashlib.blake2b("\x1f".join(("kpi_pipeline", *parts)).encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def read_frame_once(url: str, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Open the warehouse, read, close: for one-off reads that must not hold a DuckDB file."""
+    warehouse = Warehouse.from_url(url)
+    try:
+        return warehouse.read_frame(sql, params)
+    finally:
+        warehouse.dispose()

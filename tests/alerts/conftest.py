@@ -21,14 +21,9 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from kpi_pipeline.definitions import build_definitions
-from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
-from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.runs import run_days
+from kpi_pipeline.warehouse.engine import read_frame_once
 
 SLACK_TOKEN_PATH = "/services/T0KPI/B0ALERTS/s3cr3t-webhook-token"
 SMTP_USER = "alerts@tiny.example"
@@ -183,22 +178,12 @@ class AlertProject:
         path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
 
     def run(self, first: dt.date, last: dt.date):
-        defs = build_definitions(self.plan_path, warehouse_url=self.warehouse_url)
-        return defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
-            instance=self.instance,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            },
-            raise_on_error=False,
+        return run_days(
+            self.plan_path, first, last, warehouse_url=self.warehouse_url, instance=self.instance
         )
 
     def read(self, sql: str):
-        warehouse = Warehouse.from_url(self.warehouse_url)
-        try:
-            return warehouse.read_frame(sql)
-        finally:
-            warehouse.dispose()
+        return read_frame_once(self.warehouse_url, sql)
 
 
 def make_project(tmp_path: Path, hold_hours: int = 0, alerts: bool = True) -> AlertProject:

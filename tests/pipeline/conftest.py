@@ -5,14 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from kpi_pipeline.definitions import build_definitions
-from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
-from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.runs import run_days
+from kpi_pipeline.warehouse.engine import read_frame_once
 
 TINY_PLAN = """\
 organization: Tiny Shop
@@ -98,21 +93,10 @@ class TinyProject:
 
     def run(self, first: dt.date = FIRST_DAY, last: dt.date = LAST_DAY):
         """Run the real daily job over [first, last] as one run, like `kpi-pipeline run`."""
-        defs = build_definitions(self.plan_path, warehouse_url=self.warehouse_url)
-        return defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            },
-            raise_on_error=False,
-        )
+        return run_days(self.plan_path, first, last, warehouse_url=self.warehouse_url)
 
     def read(self, sql: str):
-        warehouse = Warehouse.from_url(self.warehouse_url)
-        try:
-            return warehouse.read_frame(sql)
-        finally:
-            warehouse.dispose()
+        return read_frame_once(self.warehouse_url, sql)
 
 
 @pytest.fixture

@@ -5,16 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from kpi_pipeline.definitions import build_definitions
-from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
 from kpi_pipeline.plan.session_csv_config import FlagColumn, SessionCsvSource, SessionPeriod
+from kpi_pipeline.runs import run_days, step_failures
 from kpi_pipeline.sources.session_csv import read_session_csvs
-from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.warehouse.engine import read_frame_once
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOPPERS_PLAN = ROOT / "plan_config" / "online_shoppers.yaml"
@@ -30,23 +25,13 @@ MONTHS = {
 def shoppers_values(tmp_path_factory) -> pd.DataFrame:
     assert SHOPPERS_CSV.exists(), f"the shared data set is missing: {SHOPPERS_CSV}"
     url = f"duckdb:///{tmp_path_factory.mktemp('shoppers') / 'kpi.duckdb'}"
-    job = build_definitions(SHOPPERS_PLAN, warehouse_url=url).resolve_job_def(DAILY_JOB_NAME)
-    result = job.execute_in_process(
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: "2017-01-01",
-            ASSET_PARTITION_RANGE_END_TAG: "2017-12-31",
-        },
-        raise_on_error=False,
+    result = run_days(SHOPPERS_PLAN, dt.date(2017, 1, 1), dt.date(2017, 12, 31), warehouse_url=url)
+    assert result.success, step_failures(result)
+    return read_frame_once(
+        url,
+        "select period_label, segment_type, segment, numerator, denominator, value "
+        "from marts.kpi_values where kpi_id = 'purchase_conversion_rate'",
     )
-    assert result.success
-    warehouse = Warehouse.from_url(url)
-    try:
-        return warehouse.read_frame(
-            "select period_label, segment_type, segment, numerator, denominator, value "
-            "from marts.kpi_values where kpi_id = 'purchase_conversion_rate'"
-        )
-    finally:
-        warehouse.dispose()
 
 
 def _expected(by: list[str]) -> pd.DataFrame:

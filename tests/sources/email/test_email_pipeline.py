@@ -15,15 +15,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 from conftest import MAILCHIMP_KEY, mailchimp_campaign, mailchimp_report, serve_mailchimp
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from kpi_pipeline.definitions import build_definitions
-from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
 from kpi_pipeline.defs.sources.email_assets import MailchimpResource
-from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.runs import run_days
+from kpi_pipeline.warehouse.engine import read_frame_once
 
 KEY_VAR = "KPI_TEST_MAILCHIMP_KEY"
 
@@ -184,23 +180,14 @@ def _run(
     (tmp_path / "exports").mkdir(exist_ok=True)
     (tmp_path / "exports" / "2026-01.csv").write_text(EXPORT, encoding="utf-8")
     url = f"duckdb:///{tmp_path / 'kpi.duckdb'}"
-    defs = build_definitions(plan_path, warehouse_url=url)
-    result = defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first,
-            ASSET_PARTITION_RANGE_END_TAG: last,
-        },
-        raise_on_error=False,
+    result = run_days(
+        plan_path, dt.date.fromisoformat(first), dt.date.fromisoformat(last), warehouse_url=url
     )
     return result, url
 
 
 def _read(url: str, sql: str) -> pd.DataFrame:
-    warehouse = Warehouse.from_url(url)
-    try:
-        return warehouse.read_frame(sql)
-    finally:
-        warehouse.dispose()
+    return read_frame_once(url, sql)
 
 
 def _week(values: pd.DataFrame, kpi_id: str, segment: str) -> pd.Series:

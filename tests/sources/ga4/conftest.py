@@ -8,16 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from fake_ga4 import FakeGa4, serve
 
-from kpi_pipeline.definitions import build_definitions
-from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
+from kpi_pipeline.runs import run_days
 from kpi_pipeline.sources.ga4.client import open_client
-from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.warehouse.engine import read_frame_once
 
 # Week 2026-W02 runs Monday 5 to Sunday 11 January.
 MON, TUE, WED, THU = (dt.date(2026, 1, 5) + dt.timedelta(days=n) for n in range(4))
@@ -128,23 +123,17 @@ class Ga4Project:
 
     def run(self, first: dt.date, last: dt.date, instance=None, **tags: str):
         """The real daily job over [first, last] as one run, like `kpi-pipeline run`."""
-        defs = build_definitions(self.plan_path, warehouse_url=self.warehouse_url)
-        return defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
+        return run_days(
+            self.plan_path,
+            first,
+            last,
+            warehouse_url=self.warehouse_url,
             instance=instance,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-                **tags,
-            },
-            raise_on_error=False,
+            tags=tags,
         )
 
     def read(self, sql: str):
-        warehouse = Warehouse.from_url(self.warehouse_url)
-        try:
-            return warehouse.read_frame(sql)
-        finally:
-            warehouse.dispose()
+        return read_frame_once(self.warehouse_url, sql)
 
 
 @pytest.fixture

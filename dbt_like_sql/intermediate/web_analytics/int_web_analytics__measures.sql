@@ -1,17 +1,25 @@
--- grain: one row per source row and measure (sessions, engaged sessions, key events, declared event counts)
--- keys: source_id, date, source, medium, campaign, landing_page, device, measure_id
--- description: GA4 traffic and event counts as additive measures in the shape of int_csv__measures.
+-- grain: one row per source, source row and measure (sessions, engaged sessions, key events, declared event counts)
+-- keys: source_id, date, source, medium, campaign, device, measure_id
+-- description: Web analytics traffic and event counts (CSV exports and GA4 alike) as additive measures in one long shape, ready to union with other sources.
 with
 
 traffic as (
 
-    select * from {{ ref('stg_ga4__traffic') }}
+    select source_id, date, source, medium, campaign, device, sessions, engaged_sessions, key_events
+    from {{ ref('stg_csv__traffic') }}
+    union all
+    select source_id, date, source, medium, campaign, device, sessions, engaged_sessions, key_events
+    from {{ ref('stg_ga4__traffic') }}
 
 ),
 
 events as (
 
-    select * from {{ ref('stg_ga4__events') }}
+    select source_id, date, source, medium, campaign, device, event_name, event_count
+    from {{ ref('stg_csv__events') }}
+    union all
+    select source_id, date, source, medium, campaign, device, event_name, event_count
+    from {{ ref('stg_ga4__events') }}
 
 ),
 
