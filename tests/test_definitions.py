@@ -46,6 +46,7 @@ EXPECTED_ASSET_KEYS = {
     # GA4 tables exist in every plan (empty without GA4 sources): the SQL models read them.
     "raw/ga4_events",
     "raw/ga4_extract_log",
+    "raw/ga4_period_users",
     "raw/ga4_traffic",
     "staging/stg_csv__events",
     "staging/stg_csv__traffic",
@@ -53,6 +54,7 @@ EXPECTED_ASSET_KEYS = {
     "staging/stg_email__campaigns",
     "staging/stg_ga4__events",
     "staging/stg_ga4__extract_log",
+    "staging/stg_ga4__period_users",
     "staging/stg_ga4__traffic",
 }
 

@@ -1,6 +1,6 @@
 -- grain: one row per kpi, grain, period_start, segment_type and segment
 -- keys: kpi_id, grain, period_start, segment_type, segment
--- description: KPI numerator, denominator and value per period, as a ratio of sums (never an average of daily ratios); is_partial marks periods not wholly covered by loaded days.
+-- description: KPI numerator, denominator and value per period, as a ratio of sums (never an average of daily ratios); users KPIs take GA4's count for the whole period (never a sum of days); is_partial marks periods not wholly covered by loaded days.
 with
 
 measures as (
@@ -42,6 +42,113 @@ loaded_days as (
 kpi_measures_daily as (
 
     select * from {{ ref('int_kpi_measures_daily') }}
+
+),
+
+kpi_segments as (
+
+    select * from {{ source('plan', 'kpi_segments') }}
+
+),
+
+period_users as (
+
+    select * from {{ ref('stg_ga4__period_users') }}
+
+),
+
+period_labels as (
+
+    select distinct grain, period_start, period_label from calendar
+
+),
+
+loaded_dates as (
+
+    select distinct date from measures
+
+),
+
+-- Users are not additive across days: each period's figure is GA4's own count from the
+-- period's start to through_day (one request per period), summed only across properties.
+users_by_period as (
+
+    select
+        period_users.kpi_id,
+        period_users.grain,
+        period_users.period_start,
+        period_users.period_end,
+        period_users.segment_type,
+        period_users.segment,
+        min(period_users.through_day) as through_day,
+        sum(period_users.users) as users,
+        max(period_users.quality_flags) as quality_flags
+
+    from period_users
+    inner join kpis
+        on kpis.kpi_id = period_users.kpi_id
+        and kpis.kind = 'users'
+    inner join kpi_grains
+        on kpi_grains.kpi_id = period_users.kpi_id
+        and kpi_grains.grain = period_users.grain
+    inner join kpi_segments
+        on kpi_segments.kpi_id = period_users.kpi_id
+        and kpi_segments.segment_type = period_users.segment_type
+    group by 1, 2, 3, 4, 5, 6
+
+),
+
+users_days as (
+
+    select
+        users_by_period.kpi_id,
+        users_by_period.grain,
+        users_by_period.period_start,
+        users_by_period.segment_type,
+        users_by_period.segment,
+        count(distinct loaded_dates.date) as days_with_data
+
+    from users_by_period
+    inner join loaded_dates
+        on loaded_dates.date >= users_by_period.period_start
+        and loaded_dates.date <= users_by_period.through_day
+    group by 1, 2, 3, 4, 5
+
+),
+
+users_values as (
+
+    select
+        users_by_period.kpi_id,
+        users_by_period.grain,
+        users_by_period.period_start,
+        users_by_period.period_end,
+        period_labels.period_label,
+        users_by_period.segment_type,
+        users_by_period.segment,
+        cast(users_by_period.users as double) as numerator,
+        cast(null as double) as denominator,
+        cast(users_by_period.users as double) as value,
+        coalesce(users_days.days_with_data, 0) as days_with_data,
+        (
+            users_by_period.period_start < loaded_days.first_day
+            or users_by_period.period_end > loaded_days.last_day
+            or users_by_period.through_day < users_by_period.period_end
+        ) as is_partial,
+        loaded_days.last_day as as_of_date,
+        users_by_period.quality_flags
+
+    from users_by_period
+    cross join loaded_days
+    inner join period_labels
+        on period_labels.grain = users_by_period.grain
+        and period_labels.period_start = users_by_period.period_start
+    left join users_days
+        on users_days.kpi_id = users_by_period.kpi_id
+        and users_days.grain = users_by_period.grain
+        and users_days.period_start = users_by_period.period_start
+        and users_days.segment_type = users_by_period.segment_type
+        and users_days.segment = users_by_period.segment
 
 ),
 
@@ -134,6 +241,10 @@ final as (
         and period_flags.period_start = summed_by_period.period_start
         and period_flags.segment_type = summed_by_period.segment_type
         and period_flags.segment = summed_by_period.segment
+
+    union all
+
+    select * from users_values
 
 )
 

@@ -23,7 +23,7 @@ def words(status: str | None) -> str:
 def number(value: float | None, kpi_kind: str) -> str:
     if value is None:
         return "-"
-    if kpi_kind == "volume":
+    if kpi_kind in ("volume", "users"):
         return f"{value:,.0f}"
     if kpi_kind.endswith("_rate"):
         return f"{value:.2%}"

@@ -60,7 +60,7 @@ class Goal:
         bounds = None
         if kpi.is_rate:
             bounds = (0.0, 1.0)
-        elif kpi.kind is KpiKind.VOLUME:
+        elif kpi.kind in (KpiKind.VOLUME, KpiKind.USERS):
             bounds = (0.0, math.inf)
         return cls(
             direction=kpi.direction,

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kpi_pipeline.plan.ga4 import feeds_kpis
-from kpi_pipeline.plan.models import BUILT_IN_MEASURES, BUILT_IN_RATE_MEASURES, Kpi, KpiKind, Plan
+from kpi_pipeline.plan.models import (
+    BUILT_IN_MEASURES,
+    BUILT_IN_RATE_MEASURES,
+    Kpi,
+    KpiKind,
+    Plan,
+    Segment,
+)
 
 Path = tuple[str | int, ...]
 
@@ -109,11 +116,17 @@ def _kpi_problems(plan: Plan) -> Iterator[PlanProblem]:
                     )
             if kpi.tactics is not None and not kpi.tactics:
                 yield PlanProblem((*at, "tactics"), "an empty tactic list matches no traffic")
-            if kpi.kind is KpiKind.VOLUME and len(kpi.grains) > 1:
+            if kpi.kind in (KpiKind.VOLUME, KpiKind.USERS) and len(kpi.grains) > 1:
                 yield PlanProblem(
                     (*at, "grains"),
-                    "a volume KPI's baseline and target are per period of one grain: "
+                    f"a {kpi.kind.value} KPI's baseline and target are per period of one grain: "
                     "list exactly one",
+                )
+            if kpi.kind is KpiKind.USERS:
+                yield from _users_kpi_problems(plan, kpi, at)
+            elif kpi.users_metric is not None:
+                yield PlanProblem(
+                    (*at, "users_metric"), f"`users_metric` is not used for a {kpi.kind.value} KPI"
                 )
             if len(set(kpi.grains)) != len(kpi.grains):
                 yield PlanProblem((*at, "grains"), "a grain is listed twice")
@@ -130,6 +143,7 @@ def _kpi_measure_fields(
         KpiKind.TASK_COMPLETION_RATE: {"numerator", "denominator"},
         KpiKind.RATIO: {"numerator", "denominator"},
         KpiKind.VOLUME: {"measure"},
+        KpiKind.USERS: set(),
     }[kind]
     for field in ("numerator", "denominator", "measure"):
         value = getattr(kpi, field)
@@ -141,6 +155,34 @@ def _kpi_measure_fields(
             yield PlanProblem((*at, field), f"`{field}` {implied} for a {kind.value} KPI")
         elif value is not None and value not in measure_ids:
             yield PlanProblem((*at, field), f"unknown measure {value!r}; known: {known}")
+
+
+def _users_kpi_problems(plan: Plan, kpi: Kpi, at: Path) -> Iterator[PlanProblem]:
+    """A user count comes from GA4, per period, whole or by device only."""
+    if kpi.users_metric is None:
+        yield PlanProblem(
+            (*at, "users_metric"),
+            "a users KPI needs `users_metric`: totalUsers, activeUsers or newUsers",
+        )
+    if not feeds_kpis(plan, "ga4"):
+        yield PlanProblem(
+            (*at, "kind"),
+            "a users KPI is requested from GA4: declare a GA4 source that feeds the KPIs "
+            "(sources.ga4, and traffic_source: ga4 when CSV exports are declared too)",
+        )
+    if kpi.tactics is not None:
+        yield PlanProblem(
+            (*at, "tactics"),
+            "a users KPI counts every user of the property: users are not additive across "
+            "UTM combinations, so it cannot be restricted to tactics",
+        )
+    for k, segment in enumerate(kpi.segments):
+        if segment is not Segment.DEVICE:
+            yield PlanProblem(
+                (*at, "segments", k),
+                f"a users KPI can only be segmented by device, not {segment.value}: users are "
+                "not additive across UTM combinations (one user can arrive through several)",
+            )
 
 
 def _measure_problems(plan: Plan) -> Iterator[PlanProblem]:

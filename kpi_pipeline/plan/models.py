@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -40,6 +41,7 @@ class KpiKind(StrEnum):
     TASK_COMPLETION_RATE = "task_completion_rate"
     RATIO = "ratio"
     VOLUME = "volume"
+    USERS = "users"  # a GA4 user count, requested per period (users are not additive)
 
 
 RATE_KINDS = frozenset(
@@ -55,6 +57,10 @@ BUILT_IN_RATE_MEASURES: dict[KpiKind, tuple[str, str]] = {
 # Measures every traffic source provides, without declaration.
 # Email platforms add their campaign measures (emails_sent, email_unique_opens, ...).
 BUILT_IN_MEASURES = ("sessions", "engaged_sessions", "key_events", *EMAIL_MEASURES)
+
+
+# GA4 user metrics a `users` KPI may request (counted per period, never summed from days).
+UsersMetric = Literal["totalUsers", "activeUsers", "newUsers"]
 
 
 class Segment(StrEnum):
@@ -132,6 +138,9 @@ class Kpi(StrictModel):
     numerator: Identifier | None = None
     denominator: Identifier | None = None
     measure: Identifier | None = None
+    users_metric: UsersMetric | None = Field(
+        default=None, description="GA4 user metric of a `users` KPI (e.g. totalUsers)."
+    )
     direction: Direction = Direction.INCREASE
     baseline: Mark
     target: Target
@@ -156,13 +165,15 @@ class Kpi(StrictModel):
             return BUILT_IN_RATE_MEASURES[self.kind][0]
         if self.kind is KpiKind.VOLUME:
             return self.measure or ""
+        if self.kind is KpiKind.USERS:
+            return f"ga4:{self.users_metric or ''}"  # never a measure id: not summed from days
         return self.numerator or ""
 
     @property
     def resolved_denominator(self) -> str | None:
         if self.kind in BUILT_IN_RATE_MEASURES:
             return BUILT_IN_RATE_MEASURES[self.kind][1]
-        if self.kind is KpiKind.VOLUME:
+        if self.kind in (KpiKind.VOLUME, KpiKind.USERS):
             return None
         return self.denominator
 

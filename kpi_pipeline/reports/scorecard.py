@@ -79,7 +79,7 @@ def _hold(reason: object) -> str:
 def _number(value: float | None, kind: str) -> str:
     if value is None or pd.isna(value):
         return "-"
-    if kind == "volume":
+    if kind in ("volume", "users"):
         return f"{value:,.0f}"
     if kind.endswith("_rate"):
         return f"{value:.2%}"

@@ -340,6 +340,25 @@ PARTITION_INDEXES_V4: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# Version 5: users KPIs' per-period counts from GA4 (users are not additive across days).
+PERIOD_USERS_TABLES_V5: dict[tuple[str, str], Columns] = {
+    ("raw", "ga4_period_users"): (
+        ("source_id", "text"),
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("period_start", "date"),
+        ("period_end", "date"),
+        ("through_day", "date"),
+        ("segment_type", "text"),
+        ("segment", "text"),
+        ("users", "bigint"),
+        ("quality_flags", "text"),
+        ("property_id", "text"),
+        ("extracted_at", "timestamp"),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -378,6 +397,12 @@ def _source_and_alert_tables_v4(conn: Connection, dialect: str) -> None:
             )
 
 
+def _period_users_tables_v5(conn: Connection, dialect: str) -> None:
+    for (schema, name), columns in PERIOD_USERS_TABLES_V5.items():
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+        sa_table(schema, name, columns).create(conn, checkfirst=True)
+
+
 def _score_columns_v3(conn: Connection, dialect: str) -> None:
     for table in ("kpi_scores", "kpi_snapshots"):
         for column, kind in SCORE_COLUMNS_V3:
@@ -404,6 +429,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "GA4, email and session-level source tables; period-to-date, roll-ups and alerts",
         _source_and_alert_tables_v4,
     ),
+    Migration(5, "GA4 users per KPI period (users KPIs)", _period_users_tables_v5),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -16,7 +16,12 @@ from kpi_pipeline.metrics.rollup import OBJECTIVE_STATUS, TACTIC_RANKING
 from kpi_pipeline.metrics.score_tables import KPI_SCORES, KPI_SNAPSHOTS
 from kpi_pipeline.sources.csv_export import CSV_EVENTS, CSV_TRAFFIC
 from kpi_pipeline.sources.email.tables import EMAIL_CAMPAIGNS, EMAIL_LIST_GROWTH
-from kpi_pipeline.sources.ga4.reports import GA4_EVENTS, GA4_EXTRACT_LOG, GA4_TRAFFIC
+from kpi_pipeline.sources.ga4.reports import (
+    GA4_EVENTS,
+    GA4_EXTRACT_LOG,
+    GA4_PERIOD_USERS,
+    GA4_TRAFFIC,
+)
 from kpi_pipeline.sources.quarantine import QUARANTINE
 from kpi_pipeline.sources.session_csv import SESSION_ROWS
 from kpi_pipeline.warehouse.engine import Warehouse, WarehouseError, sa_table
@@ -39,6 +44,7 @@ WRITTEN_TABLES = (
     GA4_TRAFFIC,
     GA4_EVENTS,
     GA4_EXTRACT_LOG,
+    GA4_PERIOD_USERS,
     EMAIL_CAMPAIGNS,
     EMAIL_LIST_GROWTH,
     SESSION_ROWS,

@@ -1,5 +1,8 @@
 """Raw GA4 tables (traffic, events, extract log) pulled per day partition through the Data API.
 
+Users KPIs are counted by GA4 once per period of their grain (users are not additive), in
+the transaction of the day that ends the requested range, into `raw.ga4_period_users`.
+
 Every run of days [D1, D2] also re-pulls the `lookback_days` before D1 (GA4 revises recent
 days), or more with `kpi-pipeline run --rollback N`. Each day is written in its own
 transaction, so a run stopped by the daily quota keeps the days it finished and leaves the
@@ -7,7 +10,9 @@ others as they were.
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -16,11 +21,14 @@ from google.analytics.data_v1beta import BetaAnalyticsDataClient
 from kpi_pipeline.defs.keys import table_key
 from kpi_pipeline.defs.partitions import partition_days
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.metrics.periods import ONE_DAY, Period, period_of
 from kpi_pipeline.plan.ga4 import Ga4Source, feeds_kpis
 from kpi_pipeline.plan.loader import LoadedPlan
+from kpi_pipeline.plan.models import Kpi, KpiKind, Plan, Segment
 from kpi_pipeline.sources.ga4 import (
     GA4_EVENTS,
     GA4_EXTRACT_LOG,
+    GA4_PERIOD_USERS,
     GA4_TABLES,
     GA4_TRAFFIC,
     TABLE_OF_REPORT,
@@ -40,6 +48,32 @@ from kpi_pipeline.warehouse.engine import Warehouse
 ROLLBACK_TAG = "kpi/ga4_rollback_days"
 
 _DAY = "source_id = :source_id and date = :day"
+_PERIOD = (
+    "source_id = :source_id and kpi_id = :kpi_id and grain = :grain "
+    "and period_start = :period_start"
+)
+
+
+@dataclass(frozen=True)
+class UsersRequest:
+    """A users KPI's period, counted by GA4 from its start to `through` (<= its end)."""
+
+    kpi: Kpi
+    period: Period
+    through: dt.date
+
+
+def users_requests(plan: Plan, first_day: dt.date, last_day: dt.date) -> list[UsersRequest]:
+    """Each users KPI's periods overlapping [first_day, last_day], cut at `last_day`."""
+    requests = []
+    for _, kpi in plan.iter_kpis():
+        if kpi.kind is not KpiKind.USERS:
+            continue
+        period = period_of(first_day, kpi.grains[0], plan.fiscal_year_start_month)
+        while period.start <= last_day:
+            requests.append(UsersRequest(kpi, period, min(period.end, last_day)))
+            period = period_of(period.end + ONE_DAY, kpi.grains[0], plan.fiscal_year_start_month)
+    return requests
 
 
 class Ga4Resource(dg.ConfigurableResource):
@@ -112,6 +146,14 @@ def build_ga4_assets(
             metadata={"grain": GA4_EVENTS.grain},
         ),
         dg.AssetSpec(
+            table_key(GA4_PERIOD_USERS),
+            group_name="sources",
+            kinds={"googleanalytics", "pandas"},
+            description="Users KPIs' counts per period, one GA4 request per period "
+            "(users are not additive across days).",
+            metadata={"grain": GA4_PERIOD_USERS.grain},
+        ),
+        dg.AssetSpec(
             table_key(GA4_EXTRACT_LOG),
             group_name="sources",
             kinds={"googleanalytics", "pandas"},
@@ -133,10 +175,11 @@ def build_ga4_assets(
         rollback = int(context.run.tags.get(ROLLBACK_TAG, "0"))
         warehouse: WarehouseResource = context.resources.warehouse
         wh = warehouse.get()
-        for spec in GA4_TABLES:
+        for spec in (*GA4_TABLES, GA4_PERIOD_USERS):
             wh.ensure_table(spec)
         _drop_undeclared_sources(wh, [s.id for s in sources], first_day, last_day)
         logs: list[DayLog] = []
+        users_periods = 0  # users KPI periods requested
         summary: dict[str, object] = {"first_day": first_day.isoformat()}
         for source in sources:
             back = max(source.lookback_days, rollback)
@@ -145,6 +188,9 @@ def build_ga4_assets(
             resource: Ga4Resource = getattr(context.resources, resource_key(source))
             loaded_days: list[dt.date] = []
             source_logs: list[DayLog] = []
+            users_by_day: dict[dt.date, list[UsersRequest]] = {}
+            for request in users_requests(plan, start, last_day):
+                users_by_day.setdefault(request.through, []).append(request)
             try:
                 with resource.client() as client:
                     extractor = Ga4Extractor(
@@ -156,7 +202,10 @@ def build_ga4_assets(
                         pacer=resource.pacer(),
                     )
                     for day in days:
-                        source_logs.extend(load_day(wh, extractor, source, day))
+                        source_logs.extend(
+                            load_day(wh, extractor, source, day, users_by_day.get(day, ()))
+                        )
+                        users_periods += len(users_by_day.get(day, ()))
                         loaded_days.append(day)
             except DailyQuotaExhausted as exc:
                 done = f"{loaded_days[0]}..{loaded_days[-1]}" if loaded_days else "no day"
@@ -193,6 +242,10 @@ def build_ga4_assets(
                 asset_key=table_key(spec), metadata={**common, "dagster/row_count": rows}
             )
         yield dg.MaterializeResult(
+            asset_key=table_key(GA4_PERIOD_USERS),
+            metadata={**common, "users_periods": users_periods},
+        )
+        yield dg.MaterializeResult(
             asset_key=table_key(GA4_EXTRACT_LOG),
             metadata={**common, "dagster/row_count": len(logs)},
         )
@@ -210,15 +263,24 @@ def _drop_undeclared_sources(
     if names:
         where += f" and source_id not in ({', '.join(':' + name for name in names)})"
     params = {"first_day": first_day, "last_day": last_day, **names}
+    periods = "period_start <= :last_day and period_end >= :first_day"
+    if names:
+        periods += f" and source_id not in ({', '.join(':' + name for name in names)})"
     with wh.transaction() as conn:
         for spec in GA4_TABLES:
             wh.replace_rows(conn, spec, pd.DataFrame(), where, params)
+        wh.replace_rows(conn, GA4_PERIOD_USERS, pd.DataFrame(), periods, params)
 
 
 def load_day(
-    wh: Warehouse, extractor: Ga4Extractor, source: Ga4Source, day: dt.date
+    wh: Warehouse,
+    extractor: Ga4Extractor,
+    source: Ga4Source,
+    day: dt.date,
+    users: Sequence[UsersRequest] = (),
 ) -> list[DayLog]:
-    """Replace one day of one property, pages streamed straight in, all in one transaction."""
+    """Replace one day of one property, pages streamed straight in, all in one transaction;
+    with it, the users of each period `users` cuts at this day (one request per period)."""
     params = {"source_id": source.id, "day": day}
     lineage = {
         "source_id": source.id,
@@ -240,8 +302,38 @@ def load_day(
                     wh.replace_rows(conn, spec, frame, _DAY, params)
                 else:
                     wh.bulk_insert(conn, spec, frame)
+        for request in users:
+            _load_period_users(wh, conn, extractor, source, request, lineage)
         wh.bulk_insert(conn, GA4_EXTRACT_LOG, _log_frame(logs, source, lineage))
     return logs
+
+
+def _load_period_users(
+    wh: Warehouse,
+    conn,
+    extractor: Ga4Extractor,
+    source: Ga4Source,
+    request: UsersRequest,
+    lineage: dict,
+) -> None:
+    """Replace one period of one users KPI: the whole, then by device if it is a segment."""
+    kpi, period = request.kpi, request.period
+    keys = {
+        "source_id": source.id,
+        "kpi_id": kpi.id,
+        "grain": period.grain.value,
+        "period_start": period.start,
+    }
+    frames = []
+    for by_device in (False, True) if Segment.DEVICE in kpi.segments else (False,):
+        rows, flags = extractor.period_users(
+            kpi.users_metric, period.start, request.through, by_device=by_device
+        )
+        frames.append(rows.assign(quality_flags=",".join(flags) or None))
+    frame = pd.concat(frames, ignore_index=True).assign(
+        **{**keys, **lineage}, period_end=period.end, through_day=request.through
+    )
+    wh.replace_rows(conn, GA4_PERIOD_USERS, frame[GA4_PERIOD_USERS.column_names], _PERIOD, keys)
 
 
 def _log_frame(logs: list[DayLog], source: Ga4Source, lineage: dict) -> pd.DataFrame:

@@ -25,8 +25,15 @@ from kpi_pipeline.sources.ga4.parsing import (
     quality_of,
     quota_of,
     rows_frame,
+    users_frame,
 )
-from kpi_pipeline.sources.ga4.reports import EVENTS_REPORT, REPORTS, ReportSpec, build_request
+from kpi_pipeline.sources.ga4.reports import (
+    EVENTS_REPORT,
+    REPORTS,
+    ReportSpec,
+    build_request,
+    build_users_request,
+)
 from kpi_pipeline.sources.ga4.retry import (
     QuotaPacer,
     Retried,
@@ -150,6 +157,48 @@ class Ga4Extractor:
                     f"{restarts} times; try again later"
                 )
 
+    def period_users(
+        self, metric: str, start: dt.date, end: dt.date, *, by_device: bool
+    ) -> tuple[pd.DataFrame, tuple[str, ...]]:
+        """Users over [start, end] in one query (whole, or one row per device) and its flags.
+
+        Same paging, restarts, retries and pacing as the daily reports; the rows are few.
+        """
+        restarts = 0
+        while True:
+            offset, expected, frames = 0, None, []
+            quality = Quality()
+            while True:
+                request = build_users_request(
+                    property_id=self.source.property_id,
+                    metric=metric,
+                    start=start,
+                    end=end,
+                    by_device=by_device,
+                    offset=offset,
+                    limit=self.source.page_size,
+                )
+                response = self._call(request)
+                quality = quality.merge(quality_of(response.metadata))
+                if expected is None:
+                    expected = response.row_count
+                elif response.row_count != expected:
+                    break
+                frame = users_frame(response, metric, by_device=by_device)
+                frames.append(frame)
+                offset += len(frame)
+                if len(frame) == 0 or offset >= expected:
+                    rows = pd.concat(frames, ignore_index=True)
+                    if not by_device and rows.empty:
+                        rows = users_frame(None, metric, by_device=False)  # no data: 0 users
+                    return rows, tuple(quality.flags(self.plan_timezone))
+            restarts += 1
+            if restarts > self.max_restarts:
+                raise RowCountDrift(
+                    f"{metric} for {start}..{end}: row_count changed between pages "
+                    f"{restarts} times; try again later"
+                )
+
     def _run(self, report: ReportSpec, day: dt.date, offset: int) -> RunReportResponse:
         request = build_request(
             property_id=self.source.property_id,
@@ -160,7 +209,9 @@ class Ga4Extractor:
             key_event_metrics=self.source.key_event_metrics,
             event_names=self.event_names,
         )
+        return self._call(request)
 
+    def _call(self, request: RunReportRequest) -> RunReportResponse:
         def call() -> RunReportResponse:
             self.stats.requests += 1
             return self.client.run_report(request=request)

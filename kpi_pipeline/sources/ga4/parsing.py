@@ -172,6 +172,41 @@ def rows_frame(
     return frame
 
 
+def users_frame(
+    response: RunReportResponse | None, metric: str, *, by_device: bool
+) -> pd.DataFrame:
+    """A users response as (segment_type, segment, users); `None` means GA4 saw nobody."""
+    columns = ["segment_type", "segment", "users"]
+    if response is None:
+        return pd.DataFrame([("all", "all", 0)], columns=columns).astype({"users": "int64"})
+    raw = RunReportResponse.pb(response)
+    dimensions = [h.name for h in raw.dimension_headers]
+    metrics = [h.name for h in raw.metric_headers]
+    wanted = ["deviceCategory"] if by_device else []
+    if raw.rows and (dimensions != wanted or metric not in metrics):
+        raise Ga4DataError(f"{metric} response has dimensions {dimensions}, metrics {metrics}")
+    at = metrics.index(metric) if metric in metrics else 0
+    users = parse_metric(
+        pd.Series([row.metric_values[at].value for row in raw.rows], dtype=object),
+        metric,
+        integer=True,
+    )
+    if by_device:
+        segments = [row.dimension_values[0].value for row in raw.rows]
+    else:
+        segments = ["all"] * len(raw.rows)
+    return pd.DataFrame(
+        {
+            "segment_type": pd.Series(
+                ["device" if by_device else "all"] * len(raw.rows), dtype=object
+            ),
+            "segment": pd.Series(segments, dtype=object),
+            "users": users.astype("int64"),
+        },
+        columns=columns,
+    )
+
+
 def _expected_fields(report: ReportSpec, key_event_metrics: list[str]) -> list[str]:
     fields = [ga4 for ga4, _ in report.dimensions] + [ga4 for ga4, _ in report.integer_metrics]
     return fields + key_event_metrics if report is TRAFFIC_REPORT else fields

@@ -2,7 +2,8 @@
 
 A report is data: its GA4 dimensions and metrics and the columns they become. Requests ask
 for one day (least sampling), order by every dimension (stable pages) and return the
-property's quota so the extractor can pace itself.
+property's quota so the extractor can pace itself. Users KPIs ask instead for one whole
+period per request (no `date` dimension): users are not additive across days.
 """
 
 from __future__ import annotations
@@ -136,6 +137,27 @@ GA4_EXTRACT_LOG = TableSpec(
     keys=("source_id", "date", "report"),
 )
 
+GA4_PERIOD_USERS = TableSpec(
+    "raw",
+    "ga4_period_users",
+    (
+        ("source_id", "text"),
+        ("kpi_id", "text"),
+        ("grain", "text"),
+        ("period_start", "date"),
+        ("period_end", "date"),
+        ("through_day", "date"),
+        ("segment_type", "text"),
+        ("segment", "text"),
+        ("users", "bigint"),
+        ("quality_flags", "text"),
+        *_LINEAGE,
+    ),
+    grain="one row per source, users KPI, grain, period and segment: users from period start "
+    "to through_day, as GA4 counted them in one request (users are not additive)",
+    keys=("source_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
+)
+
 GA4_TABLES = (GA4_TRAFFIC, GA4_EVENTS, GA4_EXTRACT_LOG)
 TABLE_OF_REPORT = {TRAFFIC_REPORT.name: GA4_TRAFFIC, EVENTS_REPORT.name: GA4_EVENTS}
 
@@ -177,3 +199,34 @@ def build_request(
             )
         )
     return request
+
+
+# GA4's device dimension, the only segment a users KPI may have (users are not additive
+# across UTM combinations: one user can arrive through several).
+USERS_DEVICE_DIMENSION = "deviceCategory"
+
+
+def build_users_request(
+    *,
+    property_id: str,
+    metric: str,
+    start: dt.date,
+    end: dt.date,
+    by_device: bool,
+    offset: int,
+    limit: int,
+) -> RunReportRequest:
+    """Users of one period, counted by GA4 over the whole range (no `date` dimension)."""
+    dimensions = [USERS_DEVICE_DIMENSION] if by_device else []
+    return RunReportRequest(
+        property=f"properties/{property_id}",
+        date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
+        dimensions=[Dimension(name=name) for name in dimensions],
+        metrics=[Metric(name=metric)],
+        order_bys=[
+            OrderBy(dimension=OrderBy.DimensionOrderBy(dimension_name=name)) for name in dimensions
+        ],
+        offset=offset,
+        limit=limit,
+        return_property_quota=True,
+    )

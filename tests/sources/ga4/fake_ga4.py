@@ -37,8 +37,18 @@ CONCURRENT_QUOTA = Fault(grpc.StatusCode.RESOURCE_EXHAUSTED, "Exhausted concurre
 UNAVAILABLE = Fault(grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable.")
 
 
+USERS_METRICS = ("totalUsers", "activeUsers", "newUsers")
+
+
 def report_of(request: RunReportRequest) -> str:
+    if any(m.name in USERS_METRICS for m in request.metrics):
+        return "users"
     return "events" if any(d.name == "eventName" for d in request.dimensions) else "traffic"
+
+
+def range_of(request: RunReportRequest) -> tuple[dt.date, dt.date]:
+    (date_range,) = request.date_ranges
+    return dt.date.fromisoformat(date_range.start_date), dt.date.fromisoformat(date_range.end_date)
 
 
 def day_of(request: RunReportRequest) -> dt.date:
@@ -53,6 +63,9 @@ class FakeGa4:
     currency_code: str = "CAD"
     max_page_rows: int | None = None  # the API may return fewer rows than `limit`
     rows: dict[tuple[str, dt.date], list[dict[str, str]]] = field(default_factory=dict)
+    # Users over a date range, as GA4 counts them (not additive): (metric, start, end) ->
+    # {"all": total, "<device>": users of that device}.
+    users: dict[tuple[str, dt.date, dt.date], dict[str, str]] = field(default_factory=dict)
     sampled: dict[dt.date, tuple[int, int]] = field(default_factory=dict)  # read, space
     thresholded: set[dt.date] = field(default_factory=set)
     faults: deque[Fault] = field(default_factory=deque)
@@ -184,11 +197,24 @@ class FakeGa4:
         return response
 
     def _selected(self, request: RunReportRequest, report: str, day: dt.date) -> list[dict]:
+        if report == "users":
+            return self._users_rows(request)
         rows = list(self.rows.get((report, day), []))
         wanted = request.dimension_filter.filter.in_list_filter.values
         if wanted:
             rows = [row for row in rows if row.get("eventName") in set(wanted)]
         return rows
+
+    def _users_rows(self, request: RunReportRequest) -> list[dict]:
+        (metric,) = [m.name for m in request.metrics]
+        scripted = self.users.get((metric, *range_of(request)), {})
+        if any(d.name == "deviceCategory" for d in request.dimensions):
+            return [
+                {"deviceCategory": device, metric: value}
+                for device, value in scripted.items()
+                if device != "all"
+            ]
+        return [{metric: scripted["all"]}] if "all" in scripted else []
 
 
 @contextmanager
