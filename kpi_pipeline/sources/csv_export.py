@@ -18,7 +18,7 @@ import pandas as pd
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
 from kpi_pipeline.plan.csv_config import DATE_FORMATS, CsvSource
-from kpi_pipeline.sources.quarantine import QUARANTINE, quarantine_frame
+from kpi_pipeline.sources.quarantine import QUARANTINE, RowProblems, quarantine_frame
 from kpi_pipeline.sources.text_files import (
     CsvFormatError,
     checked_rows,
@@ -254,16 +254,11 @@ def _parse_rows(
     last_day: dt.date,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Type every column at once; a row failing any check goes to quarantine with the reason."""
-    reason = pd.Series(pd.NA, index=rows.index, dtype="object")
-    column = pd.Series(pd.NA, index=rows.index, dtype="object")
+    problems = RowProblems(rows)
     headers = file_format.headers
 
     def flag(mask: pd.Series, field: str, message: pd.Series | str) -> None:
-        # Keep the first problem found for a row: fixing it usually reveals the next.
-        new = mask & reason.isna()
-        text = message if isinstance(message, str) else message[new]
-        reason.loc[new] = text
-        column.loc[new] = headers.get(field, field)
+        problems.flag(mask, headers.get(field, field), message)
 
     undecodable = rows["raw_text"].str.contains("\ufffd", regex=False)
     flag(undecodable, "raw_text", f"undecodable bytes for encoding {file_format.encoding}")
@@ -302,20 +297,9 @@ def _parse_rows(
         f"{headers.get('engaged_sessions')} exceeds {headers.get('sessions')}",
     )
 
-    partition = dates.dt.date
     in_range = dates.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
-    valid = reason.isna() & in_range
-    invalid_rows = reason.notna()
-    quarantine = pd.DataFrame(
-        {
-            "partition_date": partition.where(dates.notna(), None)[invalid_rows],
-            "file": rows.loc[invalid_rows, "file"],
-            "line": rows.loc[invalid_rows, "line"],
-            "column_name": column[invalid_rows],
-            "reason": reason[invalid_rows],
-            "raw_text": rows.loc[invalid_rows, "raw_text"],
-        }
-    )
+    valid = problems.clean & in_range
+    quarantine = problems.quarantine(dates)
 
     keys = pd.DataFrame({"date": dates, **{d: _dimension(rows[d]) for d in DIMENSIONS}})
     traffic = keys[valid].assign(

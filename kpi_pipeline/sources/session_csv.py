@@ -17,7 +17,7 @@ import pandas as pd
 
 from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.plan.session_csv_config import FlagColumn, SessionCsvSource
-from kpi_pipeline.sources.quarantine import QUARANTINE, quarantine_frame
+from kpi_pipeline.sources.quarantine import QUARANTINE, RowProblems, quarantine_frame
 from kpi_pipeline.sources.text_files import (
     CsvFormatError,
     checked_rows,
@@ -150,13 +150,8 @@ def _read_file(path: Path, source: SessionCsvSource) -> tuple[pd.DataFrame, pd.D
 def _parse_rows(
     rows: pd.DataFrame, source: SessionCsvSource, first_day: dt.date, last_day: dt.date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    reason = pd.Series(pd.NA, index=rows.index, dtype="object")
-    column = pd.Series(pd.NA, index=rows.index, dtype="object")
-
-    def flag(mask: pd.Series, header: str, message: pd.Series | str) -> None:
-        new = mask & reason.isna()
-        reason.loc[new] = message if isinstance(message, str) else message[new]
-        column.loc[new] = header
+    problems = RowProblems(rows)
+    flag = problems.flag
 
     period = source.period
     if period.format == "month_name":
@@ -188,18 +183,8 @@ def _parse_rows(
         )
 
     in_range = dates.between(pd.Timestamp(first_day), pd.Timestamp(last_day))
-    valid = reason.isna() & in_range
-    invalid = reason.notna()
-    quarantine = pd.DataFrame(
-        {
-            "partition_date": dates.where(dates.notna(), None)[invalid],
-            "file": rows.loc[invalid, "file"],
-            "line": rows.loc[invalid, "line"],
-            "column_name": column[invalid],
-            "reason": reason[invalid],
-            "raw_text": rows.loc[invalid, "raw_text"],
-        }
-    )
+    valid = problems.clean & in_range
+    quarantine = problems.quarantine(dates)
     audience = (
         rows["audience"].mask(rows["audience"] == "", "(not set)")
         if source.audience
