@@ -6,6 +6,14 @@ import dagster as dg
 
 from kpi_pipeline.plan.models import Plan
 
+# Where clauses replacing a run's days of one source (binds :source_id, :first_day, :last_day).
+SOURCE_DAYS = "source_id = :source_id and date between :first_day and :last_day"
+# Its quarantined rows of those days, and its undated ones (re-derived from the files each run).
+SOURCE_QUARANTINE_DAYS = (
+    "source_id = :source_id and "
+    "(partition_date between :first_day and :last_day or partition_date is null)"
+)
+
 
 def daily_partitions(plan: Plan) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(

@@ -43,9 +43,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         wh = warehouse.get()
         values = wh.read_frame("select * from marts.kpi_values")
         scores = scores_for_plan(values, goals, loaded.plan)
-        wh.ensure_table(KPI_SCORES)
-        with wh.transaction() as conn:
-            wh.replace_all(conn, KPI_SCORES, scores)
+        wh.rewrite_table(KPI_SCORES, scores)
         statuses = latest_closed_statuses(scores)
         covered = {}
         if not scores.empty:
@@ -102,9 +100,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     def objective_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         statuses = objective_statuses(wh.read_frame("select * from marts.kpi_scores"), loaded.plan)
-        wh.ensure_table(OBJECTIVE_STATUS)
-        with wh.transaction() as conn:
-            wh.replace_all(conn, OBJECTIVE_STATUS, statuses)
+        wh.rewrite_table(OBJECTIVE_STATUS, statuses)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(statuses),
@@ -124,9 +120,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         wh = warehouse.get()
         scores = wh.read_frame("select * from marts.kpi_scores where segment_type = 'tactic'")
         ranking = rank_tactics(scores, directions, objectives)
-        wh.ensure_table(TACTIC_RANKING)
-        with wh.transaction() as conn:
-            wh.replace_all(conn, TACTIC_RANKING, ranking)
+        wh.rewrite_table(TACTIC_RANKING, ranking)
         return dg.MaterializeResult(metadata={"dagster/row_count": len(ranking)})
 
     @dg.asset(
@@ -142,9 +136,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         scores = wh.read_frame("select * from marts.kpi_scores where is_partial")
         daily = wh.read_frame("select * from intermediate.int_kpi_measures_daily")
         frame = period_to_date(scores, daily, loaded.plan.fiscal_year_start_month)
-        wh.ensure_table(KPI_PERIOD_TO_DATE)
-        with wh.transaction() as conn:
-            wh.replace_all(conn, KPI_PERIOD_TO_DATE, frame)
+        wh.rewrite_table(KPI_PERIOD_TO_DATE, frame)
         return dg.MaterializeResult(metadata={"dagster/row_count": len(frame)})
 
     return [kpi_scores, kpi_snapshots, objective_status, tactic_ranking, kpi_period_to_date]

@@ -287,6 +287,12 @@ class Warehouse:
         conn.execute(sa.text(f"delete from {self._quoted(spec)} where {where}"), dict(params))
         return self.bulk_insert(conn, spec, frame)
 
+    def rewrite_table(self, spec: TableSpec, frame: pd.DataFrame) -> int:
+        """Make sure `spec` exists, then replace all its rows with `frame` in one transaction."""
+        self.ensure_table(spec)
+        with self.transaction() as conn:
+            return self.replace_all(conn, spec, frame)
+
     def replace_all(
         self, conn: Connection, spec: TableSpec, frame: pd.DataFrame | Iterable[pd.DataFrame]
     ) -> int:

@@ -5,17 +5,11 @@ from dataclasses import asdict
 import dagster as dg
 
 from kpi_pipeline.defs.keys import table_key
-from kpi_pipeline.defs.partitions import partition_days
+from kpi_pipeline.defs.partitions import SOURCE_DAYS, SOURCE_QUARANTINE_DAYS, partition_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.plan.loader import LoadedPlan
 from kpi_pipeline.sources.csv_export import CSV_EVENTS, CSV_TRAFFIC, read_csv_exports
 from kpi_pipeline.sources.quarantine import QUARANTINE
-
-_RANGE = "source_id = :source_id and date between :first_day and :last_day"
-_QUARANTINE_RANGE = (
-    "source_id = :source_id and "
-    "(partition_date between :first_day and :last_day or partition_date is null)"
-)
 
 
 def build_csv_assets(
@@ -57,9 +51,11 @@ def build_csv_assets(
         with wh.transaction() as conn:
             for source_id, extract in extracts.items():
                 params = {"source_id": source_id, "first_day": first_day, "last_day": last_day}
-                wh.replace_rows(conn, CSV_TRAFFIC, extract.traffic, _RANGE, params)
-                wh.replace_rows(conn, CSV_EVENTS, extract.events, _RANGE, params)
-                wh.replace_rows(conn, QUARANTINE, extract.quarantine, _QUARANTINE_RANGE, params)
+                wh.replace_rows(conn, CSV_TRAFFIC, extract.traffic, SOURCE_DAYS, params)
+                wh.replace_rows(conn, CSV_EVENTS, extract.events, SOURCE_DAYS, params)
+                wh.replace_rows(
+                    conn, QUARANTINE, extract.quarantine, SOURCE_QUARANTINE_DAYS, params
+                )
         quarantined = sum(len(e.quarantine) for e in extracts.values())
         if quarantined:
             context.log.warning(f"{quarantined} row(s) quarantined: see raw.quarantine")

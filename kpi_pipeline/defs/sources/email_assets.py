@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from kpi_pipeline.defs.keys import table_key
-from kpi_pipeline.defs.partitions import partition_days
+from kpi_pipeline.defs.partitions import SOURCE_DAYS, partition_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.plan.email_config import EmailSource
 from kpi_pipeline.plan.loader import LoadedPlan
@@ -27,8 +27,6 @@ from kpi_pipeline.sources.email import (
     extract_email,
     open_email_client,
 )
-
-_RANGE = "source_id = :source_id and date between :first_day and :last_day"
 
 
 class EmailPlatformResource(dg.ConfigurableResource):
@@ -140,8 +138,12 @@ def build_email_assets(
         with warehouse.transaction() as conn:
             for source_id, (extract, start) in extracts.items():
                 params = {"source_id": source_id, "first_day": start, "last_day": last_day}
-                warehouse.replace_rows(conn, EMAIL_CAMPAIGNS, extract.campaigns, _RANGE, params)
-                warehouse.replace_rows(conn, EMAIL_LIST_GROWTH, extract.list_growth, _RANGE, params)
+                warehouse.replace_rows(
+                    conn, EMAIL_CAMPAIGNS, extract.campaigns, SOURCE_DAYS, params
+                )
+                warehouse.replace_rows(
+                    conn, EMAIL_LIST_GROWTH, extract.list_growth, SOURCE_DAYS, params
+                )
         common: dict[str, object] = {
             "first_day": first_day.isoformat(),
             "last_day": last_day.isoformat(),

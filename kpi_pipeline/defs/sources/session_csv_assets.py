@@ -3,17 +3,11 @@
 import dagster as dg
 
 from kpi_pipeline.defs.keys import table_key
-from kpi_pipeline.defs.partitions import partition_days
+from kpi_pipeline.defs.partitions import SOURCE_DAYS, SOURCE_QUARANTINE_DAYS, partition_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.plan.loader import LoadedPlan
 from kpi_pipeline.sources.quarantine import QUARANTINE
 from kpi_pipeline.sources.session_csv import SESSION_ROWS, read_session_csvs
-
-_RANGE = "source_id = :source_id and date between :first_day and :last_day"
-_QUARANTINE_RANGE = (
-    "source_id = :source_id and "
-    "(partition_date between :first_day and :last_day or partition_date is null)"
-)
 
 
 def build_session_csv_assets(
@@ -46,8 +40,10 @@ def build_session_csv_assets(
         with wh.transaction() as conn:
             for source_id, extract in extracts.items():
                 params = {"source_id": source_id, "first_day": first_day, "last_day": last_day}
-                wh.replace_rows(conn, SESSION_ROWS, extract.sessions, _RANGE, params)
-                wh.replace_rows(conn, QUARANTINE, extract.quarantine, _QUARANTINE_RANGE, params)
+                wh.replace_rows(conn, SESSION_ROWS, extract.sessions, SOURCE_DAYS, params)
+                wh.replace_rows(
+                    conn, QUARANTINE, extract.quarantine, SOURCE_QUARANTINE_DAYS, params
+                )
         quarantined = sum(len(e.quarantine) for e in extracts.values())
         if quarantined:
             context.log.warning(f"{quarantined} row(s) quarantined: see raw.quarantine")
