@@ -61,18 +61,55 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also re-pull the N days before the first day from GA4 (revisions)",
     )
+    run.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="accept days that had rows and now read none (they become empty); by default "
+        "such days keep their rows and the run fails",
+    )
     run.add_argument("--verbose", action="store_true", help="show every Dagster event")
     run.set_defaults(handler=_run)
 
     scorecard = commands.add_parser("scorecard", help="print the latest closed period's scores")
+    _plan_option(scorecard)
     scorecard.set_defaults(handler=_scorecard)
 
+    prune = commands.add_parser(
+        "prune",
+        help="delete the plan's raw rows of sources it no longer declares, saying how many",
+    )
+    _plan_option(prune)
+    prune.add_argument("--dry-run", action="store_true", help="count the rows, delete nothing")
+    prune.set_defaults(handler=_prune)
+
     grant = commands.add_parser(
-        "grant-readonly", help="let a PostgreSQL role SELECT the marts and nothing else"
+        "grant-readonly", help="let a PostgreSQL role SELECT a plan's marts and nothing else"
     )
     grant.add_argument("role", help="an existing role (lower-case letters, digits, _)")
+    _plan_option(grant)
     grant.set_defaults(handler=_grant_readonly)
     return parser
+
+
+def _plan_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--plan", type=Path, default=None, help="plan file (default: $KPI_PLAN or demo)"
+    )
+
+
+def _plan_path(args: argparse.Namespace) -> Path:
+    from kpi_pipeline.definitions import DEFAULT_PLAN
+
+    return Path(args.plan or os.environ.get("KPI_PLAN") or DEFAULT_PLAN)
+
+
+def _plan_warehouse(args: argparse.Namespace):
+    """The plan (loaded) and the warehouse scoped to its schemas."""
+    from kpi_pipeline.warehouse.engine import DEFAULT_WAREHOUSE_URL, Warehouse
+
+    loaded = load_plan(_plan_path(args))
+    url = os.environ.get("KPI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL
+    return loaded, Warehouse.from_url(url, loaded.plan_id)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -81,7 +118,8 @@ def _validate(args: argparse.Namespace) -> int:
     print(
         f"{args.plan}: valid plan for {plan.organization} — "
         f"{len(plan.objectives)} objectives, {len(plan.iter_tactics())} tactics, "
-        f"{len(plan.iter_kpis())} KPIs, timezone {plan.timezone}, hash {loaded.plan_hash}"
+        f"{len(plan.iter_kpis())} KPIs, timezone {plan.timezone}, plan id {loaded.plan_id}, "
+        f"hash {loaded.plan_hash}"
     )
     return 0
 
@@ -103,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     # Dagster is imported only for commands that run it: `validate` stays instant.
     import dagster as dg
 
-    from kpi_pipeline.definitions import DEFAULT_PLAN
+    from kpi_pipeline.defs.partitions import ALLOW_MISSING_TAG
     from kpi_pipeline.defs.sources.ga4_assets import ROLLBACK_TAG
     from kpi_pipeline.metrics.periods import last_closed_day
     from kpi_pipeline.runs import run_days, step_failures
@@ -114,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.last and not args.first:
         print("--to needs --from", file=sys.stderr)
         return 2
-    plan_path = args.plan or os.environ.get("KPI_PLAN") or DEFAULT_PLAN
+    plan_path = _plan_path(args)
     plan = load_plan(plan_path).plan
     yesterday = last_closed_day(dt.datetime.now(dt.UTC), plan.timezone)
     first = args.first or args.date or yesterday
@@ -128,7 +166,10 @@ def _run(args: argparse.Namespace) -> int:
         last,
         instance=dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None,
         log_level="DEBUG" if args.verbose else "WARNING",
-        tags={ROLLBACK_TAG: str(args.rollback)} if args.rollback else None,
+        tags={
+            **({ROLLBACK_TAG: str(args.rollback)} if args.rollback else {}),
+            **({ALLOW_MISSING_TAG: "1"} if args.allow_missing else {}),
+        },
     )
     if not result.success:
         for step, message in step_failures(result).items():
@@ -141,12 +182,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _scorecard(args: argparse.Namespace) -> int:
     from kpi_pipeline.reports.scorecard import format_scorecard, latest_closed_scores
-    from kpi_pipeline.warehouse.engine import DEFAULT_WAREHOUSE_URL, Warehouse
 
-    warehouse = Warehouse.from_url(os.environ.get("KPI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL)
+    loaded, warehouse = _plan_warehouse(args)
     try:
         if not warehouse.table_exists("marts", "kpi_scores"):
-            print("no scores yet: run `kpi-pipeline run` first", file=sys.stderr)
+            print(
+                f"no scores yet for plan {loaded.plan_id!r} in this warehouse: run "
+                f"`kpi-pipeline run --plan {loaded.path}` first",
+                file=sys.stderr,
+            )
             return 1
         print(format_scorecard(latest_closed_scores(warehouse)))
     finally:
@@ -154,10 +198,30 @@ def _scorecard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grant_readonly(args: argparse.Namespace) -> int:
-    from kpi_pipeline.warehouse.engine import DEFAULT_WAREHOUSE_URL, Warehouse, WarehouseError
+def _prune(args: argparse.Namespace) -> int:
+    from kpi_pipeline.loading.plans import prune_undeclared
 
-    warehouse = Warehouse.from_url(os.environ.get("KPI_WAREHOUSE_URL") or DEFAULT_WAREHOUSE_URL)
+    loaded, warehouse = _plan_warehouse(args)
+    try:
+        found = prune_undeclared(warehouse, loaded, dry_run=args.dry_run)
+    finally:
+        warehouse.dispose()
+    verb = "would delete" if args.dry_run else "deleted"
+    for item in found:
+        print(
+            f"{verb} {item.rows:,} row(s) of undeclared source {item.source_id!r} from {item.table}"
+        )
+    total = sum(item.rows for item in found)
+    print(
+        f"plan {loaded.plan_id!r}: {verb} {total:,} row(s) of sources the plan no longer declares"
+    )
+    return 0
+
+
+def _grant_readonly(args: argparse.Namespace) -> int:
+    from kpi_pipeline.warehouse.engine import WarehouseError
+
+    _, warehouse = _plan_warehouse(args)
     try:
         statements = warehouse.grant_readonly(args.role)
     except WarehouseError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +22,7 @@ from kpi_pipeline.defs.sources.email_assets import build_email_assets, build_ema
 from kpi_pipeline.defs.sources.ga4_assets import build_ga4_assets, build_ga4_resources
 from kpi_pipeline.defs.sources.session_csv_assets import build_session_csv_assets
 from kpi_pipeline.defs.sql_assets import build_sql_model_assets
-from kpi_pipeline.plan.ga4 import feeds_kpis
-from kpi_pipeline.plan.loader import LoadedPlan, load_plan
+from kpi_pipeline.plan.loader import load_plan
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLAN = PROJECT_ROOT / "plan_config" / "demo.yaml"
@@ -42,17 +40,18 @@ def build_definitions(
     """
     loaded = load_plan(plan_path or os.environ.get("KPI_PLAN") or DEFAULT_PLAN)
     partitions = daily_partitions(loaded.plan)
+    # Every table of this plan lives in its own schemas (`<plan id>_raw`, ...).
     if warehouse_url is not None:
-        warehouse = WarehouseResource(url=warehouse_url)
+        warehouse = WarehouseResource(url=warehouse_url, plan_id=loaded.plan_id)
     elif os.environ.get("KPI_WAREHOUSE_URL"):
-        warehouse = WarehouseResource(url=dg.EnvVar("KPI_WAREHOUSE_URL"))
+        warehouse = WarehouseResource(url=dg.EnvVar("KPI_WAREHOUSE_URL"), plan_id=loaded.plan_id)
     else:
-        warehouse = WarehouseResource()
+        warehouse = WarehouseResource(plan_id=loaded.plan_id)
     job = build_daily_job(partitions)
     return dg.Definitions(
         assets=[
             *build_plan_assets(loaded),
-            *build_csv_assets(_kpi_csv_sources(loaded), partitions),
+            *build_csv_assets(loaded, partitions),
             *build_ga4_assets(loaded, partitions),
             *build_email_assets(loaded, partitions),
             *build_session_csv_assets(loaded, partitions),
@@ -74,14 +73,6 @@ def build_definitions(
         # DuckDB has a single writer: steps run one after another in one process.
         executor=dg.in_process_executor,
     )
-
-
-def _kpi_csv_sources(loaded: LoadedPlan) -> LoadedPlan:
-    """The plan as the CSV assets see it: no exports when GA4 was chosen to feed the KPIs."""
-    if feeds_kpis(loaded.plan, "csv_exports"):
-        return loaded
-    sources = loaded.plan.sources.model_copy(update={"csv_exports": []})
-    return replace(loaded, plan=loaded.plan.model_copy(update={"sources": sources}))
 
 
 @dg.definitions

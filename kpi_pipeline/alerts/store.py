@@ -69,7 +69,7 @@ def ensure_tables(warehouse: Warehouse) -> None:
 
 
 def read_state(warehouse: Warehouse) -> pd.DataFrame:
-    return warehouse.read_frame(f"select * from {ALERT_STATE.qualified_name}")
+    return warehouse.read_frame(f"select * from {warehouse.relation(ALERT_STATE)}")
 
 
 def record(
@@ -102,7 +102,7 @@ def record(
     )
     state = evaluation.state[STATE_COLUMNS]
     delete = sa.text(
-        f"delete from {ALERT_STATE.qualified_name} where kpi_id = :kpi_id and grain = :grain "
+        f"delete from {warehouse.relation(ALERT_STATE)} where kpi_id = :kpi_id and grain = :grain "
         "and segment_type = :segment_type and segment = :segment and period_start = :period_start"
     )
     with warehouse.transaction() as conn:
@@ -116,7 +116,7 @@ def record(
 def undelivered(warehouse: Warehouse, channels: Iterable[str]) -> list[tuple[Alert, str]]:
     """(alert, channel) for every queued or failed delivery on an active channel, oldest first."""
     frame = warehouse.read_frame(
-        f"select alert_id, channel, alert_json from {ALERT_DELIVERIES.qualified_name} "
+        f"select alert_id, channel, alert_json from {warehouse.relation(ALERT_DELIVERIES)} "
         "where status <> 'delivered' order by created_at, alert_id, channel"
     )
     active = set(channels)
@@ -134,7 +134,7 @@ def mark(
     with warehouse.transaction() as conn:
         conn.execute(
             sa.text(
-                f"update {ALERT_DELIVERIES.qualified_name} set status = :status, "
+                f"update {warehouse.relation(ALERT_DELIVERIES)} set status = :status, "
                 "attempts = attempts + :attempts, last_error = :error, delivered_at = :at "
                 "where alert_id = :alert_id and channel = :channel"
             ),

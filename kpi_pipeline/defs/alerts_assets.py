@@ -90,7 +90,7 @@ def build_alert_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         channels = alert_channels.channels(config)
         secrets = [s for channel in channels for s in channel.secrets]
         wh = warehouse.get()
-        scores = wh.read_frame(f"select * from {KPI_SCORES.qualified_name}")
+        scores = wh.read_frame(f"select * from {wh.relation(KPI_SCORES)}")
         summary = run_alerts(wh, scores, config, channels, dt.datetime.now(dt.UTC), deadlines)
         for alert in summary.alerts:
             context.log.info(f"alert {alert.kind.value}: {alert.alert_id}")

@@ -5,7 +5,10 @@ import datetime as dt
 import dagster as dg
 
 from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.partitions import failure
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.loading.errors import LoadError
+from kpi_pipeline.loading.plans import record_plan_run
 from kpi_pipeline.metrics.plan_tables import PLAN_TABLES, plan_tables
 from kpi_pipeline.plan.loader import LoadedPlan
 
@@ -28,6 +31,10 @@ def build_plan_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         today = dt.datetime.now(loaded.plan.zone).date()
         frames = plan_tables(loaded.plan, calendar_through=today)
         wh = warehouse.get()
+        try:
+            record_plan_run(wh, loaded, context.run_id, dt.datetime.now(dt.UTC))
+        except LoadError as exc:
+            raise failure(exc) from None
         for spec in PLAN_TABLES:
             wh.ensure_table(spec)
         with wh.transaction() as conn:
@@ -38,7 +45,9 @@ def build_plan_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
                 asset_key=table_key(spec),
                 metadata={
                     "dagster/row_count": len(frames[spec.name]),
+                    "plan_id": loaded.plan_id,
                     "plan_hash": loaded.plan_hash,
+                    "schema": wh.schema_name(spec.schema),
                 },
             )
 

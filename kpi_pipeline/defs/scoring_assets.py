@@ -22,6 +22,7 @@ from kpi_pipeline.metrics.score_tables import (
 )
 from kpi_pipeline.metrics.scoring import Goal
 from kpi_pipeline.plan.loader import LoadedPlan
+from kpi_pipeline.warehouse.partitions import Match
 
 KPI_VALUES_KEY = relation_key("marts", "kpi_values")
 KPI_MEASURES_DAILY_KEY = relation_key("intermediate", "int_kpi_measures_daily")
@@ -41,7 +42,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     )
     def kpi_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        values = wh.read_frame("select * from marts.kpi_values")
+        values = wh.read_frame(f"select * from {wh.relation('marts', 'kpi_values')}")
         scores = scores_for_plan(values, goals, loaded.plan)
         wh.rewrite_table(KPI_SCORES, scores)
         statuses = latest_closed_statuses(scores)
@@ -70,7 +71,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     )
     def kpi_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        scores = wh.read_frame("select * from marts.kpi_scores")
+        scores = wh.read_frame(f"select * from {wh.relation(KPI_SCORES)}")
         snapshot = scores.assign(
             run_id=context.run_id,
             computed_at=dt.datetime.now(dt.UTC),
@@ -79,9 +80,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         wh.ensure_table(KPI_SNAPSHOTS)
         with wh.transaction() as conn:
             # Keyed by run id: a retried step replaces its own rows, never duplicates them.
-            wh.replace_rows(
-                conn, KPI_SNAPSHOTS, snapshot, "run_id = :run_id", {"run_id": context.run_id}
-            )
+            wh.replace_rows(conn, KPI_SNAPSHOTS, snapshot, Match({"run_id": context.run_id}))
         return dg.MaterializeResult(
             metadata={"dagster/row_count": len(snapshot), "plan_hash": loaded.plan_hash}
         )
@@ -99,7 +98,9 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     )
     def objective_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        statuses = objective_statuses(wh.read_frame("select * from marts.kpi_scores"), loaded.plan)
+        statuses = objective_statuses(
+            wh.read_frame(f"select * from {wh.relation(KPI_SCORES)}"), loaded.plan
+        )
         wh.rewrite_table(OBJECTIVE_STATUS, statuses)
         return dg.MaterializeResult(
             metadata={
@@ -118,7 +119,9 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     )
     def tactic_ranking(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        scores = wh.read_frame("select * from marts.kpi_scores where segment_type = 'tactic'")
+        scores = wh.read_frame(
+            f"select * from {wh.relation(KPI_SCORES)} where segment_type = 'tactic'"
+        )
         ranking = rank_tactics(scores, directions, objectives)
         wh.rewrite_table(TACTIC_RANKING, ranking)
         return dg.MaterializeResult(metadata={"dagster/row_count": len(ranking)})
@@ -133,8 +136,10 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
     )
     def kpi_period_to_date(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        scores = wh.read_frame("select * from marts.kpi_scores where is_partial")
-        daily = wh.read_frame("select * from intermediate.int_kpi_measures_daily")
+        scores = wh.read_frame(f"select * from {wh.relation(KPI_SCORES)} where is_partial")
+        daily = wh.read_frame(
+            f"select * from {wh.relation('intermediate', 'int_kpi_measures_daily')}"
+        )
         frame = period_to_date(scores, daily, loaded.plan.fiscal_year_start_month)
         wh.rewrite_table(KPI_PERIOD_TO_DATE, frame)
         return dg.MaterializeResult(metadata={"dagster/row_count": len(frame)})

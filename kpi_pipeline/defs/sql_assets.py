@@ -38,13 +38,15 @@ def _model_asset(model: SqlModel, layer_of: dict[str, str]) -> dg.AssetsDefiniti
     def _run(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        rows = run_model(warehouse.get(), model, layer_of)
-        metadata: dict[str, object] = {"relation": model.relation}
+        wh = warehouse.get()
+        rows = run_model(wh, model, layer_of)
+        relation = wh.relation(model.schema, model.name)
+        metadata: dict[str, object] = {"relation": relation}
         if rows is not None:
             metadata["dagster/row_count"] = rows
         if model.preview_order_by:
-            preview = warehouse.get().read_frame(
-                f"select * from {model.relation} order by {model.preview_order_by} limit 10"
+            preview = wh.read_frame(
+                f"select * from {relation} order by {model.preview_order_by} limit 10"
             )
             metadata["preview"] = dg.MetadataValue.md(preview.to_markdown(index=False))
         return dg.MaterializeResult(metadata=metadata)

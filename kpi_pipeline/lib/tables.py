@@ -19,6 +19,9 @@ class TableSpec:
     columns: tuple[tuple[str, ColumnType], ...]
     grain: str
     keys: tuple[str, ...] = ()
+    # Column lists indexed on PostgreSQL (partition filters); DuckDB's zone maps prune those
+    # scans already and its indexes would slow bulk loads.
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def qualified_name(self) -> str:

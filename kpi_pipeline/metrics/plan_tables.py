@@ -88,7 +88,17 @@ PLAN_CALENDAR = TableSpec(
     keys=("date", "grain"),
 )
 
+PLAN_SOURCES = TableSpec(
+    "plan",
+    "sources",
+    (("source_id", "text"), ("source_kind", "text"), ("feeds_kpis", "boolean")),
+    grain="one row per declared source; the SQL models count only rows of sources that "
+    "feed the KPIs (rows of other sources stay in raw, unread)",
+    keys=("source_id",),
+)
+
 PLAN_TABLES = (
+    PLAN_SOURCES,
     PLAN_KPIS,
     PLAN_KPI_GRAINS,
     PLAN_KPI_SEGMENTS,
@@ -116,6 +126,7 @@ def plan_tables(plan: Plan, calendar_through: dt.date) -> dict[str, pd.DataFrame
     last_date = max([o.deadline for o in plan.objectives] + [k.target.by for _, k in kpis])
     through = max(calendar_through, last_date + dt.timedelta(days=366))
     return {
+        "sources": pd.DataFrame(plan.sources.roles(), columns=PLAN_SOURCES.column_names),
         "kpis": pd.DataFrame(
             [
                 (

@@ -58,6 +58,7 @@ KPI_SNAPSHOTS = TableSpec(
     (("run_id", "text"), ("computed_at", "timestamp"), ("plan_hash", "text"), *_SCORE_COLUMNS),
     grain="one row per run and kpi_scores row (append-only)",
     keys=("run_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
+    indexes=(("run_id",),),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.base import ALLOW_MISSING_DAYS_DESCRIPTION, Identifier, StrictModel
 
 # Header names tried in order (case and spacing ignored) when the plan names none.
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
@@ -91,6 +91,7 @@ class CsvSource(StrictModel):
         description=f"strftime format, or `auto` to pick per file among {', '.join(DATE_FORMATS)}.",
     )
     columns: CsvColumns = Field(default_factory=CsvColumns)
+    allow_missing_days: bool = Field(default=False, description=ALLOW_MISSING_DAYS_DESCRIPTION)
     event_columns: dict[str, Headers] = Field(
         default_factory=dict, description="Event name -> header(s) of its count column."
     )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.base import ALLOW_MISSING_DAYS_DESCRIPTION, Identifier, StrictModel
 
 EmailPlatform = Literal["mailchimp", "klaviyo"]
 
@@ -73,6 +73,7 @@ class EmailSource(StrictModel):
         description="Leave Apple Mail Privacy Protection / machine opens out of unique opens "
         "where the platform flags them.",
     )
+    allow_missing_days: bool = Field(default=False, description=ALLOW_MISSING_DAYS_DESCRIPTION)
     lookback_days: int = Field(
         default=7,
         ge=0,

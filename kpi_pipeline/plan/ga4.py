@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.base import ALLOW_MISSING_DAYS_DESCRIPTION, Identifier, StrictModel
 
 if TYPE_CHECKING:
     from kpi_pipeline.plan.models import Plan
@@ -39,6 +39,7 @@ class Ga4Source(StrictModel):
         default=3, ge=0, le=90, description="Earlier days re-pulled by every run (revisions)."
     )
     page_size: int = Field(default=100_000, ge=1, le=GA4_MAX_PAGE_SIZE)
+    allow_missing_days: bool = Field(default=False, description=ALLOW_MISSING_DAYS_DESCRIPTION)
     key_events: list[str] = Field(
         default_factory=list,
         description="Key events counted as conversions (e.g. [purchase] -> keyEvents:purchase); "
@@ -66,10 +67,5 @@ class Ga4Source(StrictModel):
 
 
 def feeds_kpis(plan: Plan, kind: TrafficSource) -> bool:
-    """Whether sources of `kind` feed the KPIs (the only declared kind, or the chosen one)."""
-    declared = {
-        "csv_exports": bool(plan.sources.csv_exports),
-        "ga4": bool(plan.sources.ga4),
-    }
-    chosen = plan.sources.traffic_source
-    return declared[kind] and (chosen is None or chosen == kind)
+    """Whether sources of `kind` feed the KPIs (see `Sources.feeds_kpis`)."""
+    return plan.sources.feeds_kpis(kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from kpi_pipeline.plan.base import IDENTIFIER_PATTERN
+from kpi_pipeline.plan.base import IDENTIFIER_PATTERN, PLAN_ID_PATTERN
 from kpi_pipeline.plan.checks import Path, check_plan, format_path
 from kpi_pipeline.plan.models import Plan
 
@@ -50,6 +51,19 @@ class LoadedPlan:
     @property
     def plan_hash(self) -> str:
         return plan_hash(self.plan)
+
+    @property
+    def plan_id(self) -> str:
+        """The plan's `id`, else one made from its file name (`demo.yaml` -> `demo`)."""
+        return self.plan.id or default_plan_id(self.path)
+
+
+def default_plan_id(path: FsPath) -> str:
+    """A plan id from a file name: lower-case, `_` for anything else, at most 40 characters."""
+    stem = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "plan"
+    if not stem[0].isalpha():
+        stem = f"plan_{stem}"
+    return stem[:40].rstrip("_")
 
 
 def plan_hash(plan: Plan) -> str:
@@ -94,6 +108,11 @@ def _pydantic_message(err: dict[str, Any]) -> str:
         return "required field is missing"
     if err["type"] == "string_pattern_mismatch":
         got = err.get("input")
+        if err.get("ctx", {}).get("pattern") == PLAN_ID_PATTERN:
+            return (
+                "a plan id uses lowercase letters, digits and _, starts with a letter and has "
+                f"at most 40 characters (got {got!r}): it prefixes the plan's warehouse schemas"
+            )
         if err.get("ctx", {}).get("pattern") == IDENTIFIER_PATTERN:
             return (
                 "ids use lowercase letters, digits and _, start with a letter and have at most "

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from kpi_pipeline.plan.alerts import AlertsConfig
-from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.base import Identifier, PlanId, StrictModel
 from kpi_pipeline.plan.csv_config import CsvSource
 from kpi_pipeline.plan.email_config import EMAIL_MEASURES, EmailSource
 from kpi_pipeline.plan.ga4 import Ga4Source, TrafficSource
@@ -196,6 +196,9 @@ class EventMeasure(StrictModel):
     description: str = ""
 
 
+SourceKind = Literal["csv_exports", "ga4", "email", "session_csvs"]
+
+
 class Sources(StrictModel):
     csv_exports: list[CsvSource] = Field(default_factory=list)
     ga4: list[Ga4Source] = Field(default_factory=list)
@@ -209,8 +212,32 @@ class Sources(StrictModel):
         default=None, description="Which kind feeds the KPIs when both are declared."
     )
 
+    def feeds_kpis(self, kind: SourceKind) -> bool:
+        """Whether sources of `kind` feed the KPIs. CSV exports and GA4 both count sessions:
+        the only declared one feeds them, or the one `traffic_source` chose. Email and
+        session-level sources always feed them (they count different things)."""
+        if kind not in ("csv_exports", "ga4"):
+            return True
+        declared = bool(self.csv_exports) if kind == "csv_exports" else bool(self.ga4)
+        return declared and (self.traffic_source is None or self.traffic_source == kind)
+
+    def roles(self) -> list[tuple[str, SourceKind, bool]]:
+        """(source id, kind, feeds the KPIs) of every declared source: the one place that
+        decides which rows count, written as `plan.sources` for the SQL models to join on."""
+        kinds: tuple[SourceKind, ...] = ("csv_exports", "ga4", "email", "session_csvs")
+        return [
+            (source.id, kind, self.feeds_kpis(kind))
+            for kind in kinds
+            for source in getattr(self, kind)
+        ]
+
 
 class Plan(StrictModel):
+    id: PlanId | None = Field(
+        default=None,
+        description="Stable id of the plan: its rows live in warehouse schemas <id>_raw, "
+        "<id>_marts... Default: the plan file's name (demo.yaml -> demo).",
+    )
     organization: str
     mission: str
     timezone: str

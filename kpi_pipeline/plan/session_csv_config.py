@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kpi_pipeline.plan.base import Identifier, StrictModel
+from kpi_pipeline.plan.base import ALLOW_MISSING_DAYS_DESCRIPTION, Identifier, StrictModel
 
 TRUE_VALUES = ("true", "1", "yes", "y", "t")
 
@@ -47,6 +47,7 @@ class SessionCsvSource(StrictModel):
     period: SessionPeriod
     converted: FlagColumn = Field(description="The column saying the session converted.")
     engaged: FlagColumn | None = None
+    allow_missing_days: bool = Field(default=False, description=ALLOW_MISSING_DAYS_DESCRIPTION)
     audience: str | None = Field(
         default=None, description="Column whose values form the `audience` segment."
     )

@@ -15,7 +15,7 @@ with closed as (
         row_number() over (
             partition by kpi_id, grain order by period_start desc
         ) as recency
-    from marts.kpi_scores
+    from {kpi_scores}
     where segment_type = 'all' and not is_partial
 )
 select
@@ -28,7 +28,9 @@ where recency = 1
 
 def latest_closed_scores(warehouse: Warehouse) -> pd.DataFrame:
     """One row per KPI and grain: its most recent complete period, whole-site segment."""
-    frame = warehouse.read_frame(LATEST_CLOSED_SQL)
+    frame = warehouse.read_frame(
+        LATEST_CLOSED_SQL.format(kpi_scores=warehouse.relation("marts", "kpi_scores"))
+    )
     frame["grain_order"] = frame["grain"].map(_GRAIN_ORDER)
     frame = frame.sort_values(["objective_priority", "kpi_id", "grain_order"], kind="stable")
     return frame.drop(columns="grain_order").reset_index(drop=True)

@@ -7,9 +7,11 @@ which is what gives every row its true line number for the quarantine.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from kpi_pipeline.sources.text_files import (
     CsvFormatError,
     checked_rows,
     concat_frames,
+    date_span,
     decode_text,
     detect_delimiter,
     keep_in_range,
@@ -56,6 +59,7 @@ CSV_TRAFFIC = TableSpec(
     ),
     grain="one row per source, date, source/medium/campaign, landing page and device",
     keys=("source_id", "date", *DIMENSIONS),
+    indexes=(("source_id", "date"),),
 )
 
 CSV_EVENTS = TableSpec(
@@ -64,6 +68,7 @@ CSV_EVENTS = TableSpec(
     columns=(*_ROW_KEY, ("event_name", "text"), ("event_count", "double"), *_LINEAGE),
     grain="one row per traffic row and event name with a non-zero count",
     keys=("source_id", "date", *DIMENSIONS, "event_name"),
+    indexes=(("source_id", "date"),),
 )
 
 
@@ -90,6 +95,12 @@ class CsvExtract:
     days_without_rows: tuple[dt.date, ...]
     formats: tuple[FileFormat, ...] = ()
     skipped_duplicate_files: tuple[str, ...] = ()  # same bytes as a file read before
+    # Each file read: (first day, last day) of its dated rows (None when none), all days.
+    file_days: dict[str, tuple[dt.date | None, dt.date | None]] = dataclasses.field(
+        default_factory=dict
+    )
+    # Files that could not be read at all (with `collect_errors`): path -> message.
+    file_errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 # Rows an analytics UI appends to its exports: totals, not data.
@@ -97,14 +108,23 @@ _TOTAL_ROWS = frozenset({"total", "grand total", "totals", "totaux", "total gén
 
 
 def read_csv_exports(
-    source: CsvSource, base_dir: Path, first_day: dt.date, last_day: dt.date
+    source: CsvSource,
+    base_dir: Path,
+    first_day: dt.date,
+    last_day: dt.date,
+    files: Sequence[Path] | None = None,
+    collect_errors: bool = False,
 ) -> CsvExtract:
-    """Rows dated within [first_day, last_day] from every file matching the source's glob."""
-    files = matching_files(base_dir, source.path)
+    """Rows dated within [first_day, last_day] from `files` (default: every file matching
+    the source's glob). A file that cannot be read raises `CsvFormatError`, or with
+    `collect_errors` is listed in `file_errors` while the others are read."""
+    files = matching_files(base_dir, source.path) if files is None else list(files)
     traffic_parts, event_parts, bad_parts = [], [], []
     formats: list[FileFormat] = []
     seen: dict[str, str] = {}
     skipped: list[str] = []
+    file_days: dict[str, tuple[dt.date | None, dt.date | None]] = {}
+    file_errors: dict[str, str] = {}
     for path in files:
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -114,8 +134,15 @@ def read_csv_exports(
             skipped.append(shown)
             continue
         seen[digest] = shown
-        rows, rejected, file_format = _read_file(data, shown, source)
-        traffic, events, invalid = _parse_rows(rows, source, file_format, first_day, last_day)
+        try:
+            rows, rejected, file_format = _read_file(data, shown, source)
+        except CsvFormatError as exc:
+            if not collect_errors:
+                raise
+            file_errors[shown] = str(exc)
+            continue
+        traffic, events, invalid, span = _parse_rows(rows, source, file_format, first_day, last_day)
+        file_days[shown] = span
         traffic_parts.append(traffic)
         event_parts.append(events)
         bad_parts.extend([rejected, invalid])
@@ -141,6 +168,8 @@ def read_csv_exports(
         days_without_rows=tuple(d for d in all_days if d not in loaded_days),
         formats=tuple(formats),
         skipped_duplicate_files=tuple(skipped),
+        file_days=file_days,
+        file_errors=file_errors,
     )
 
 
@@ -252,8 +281,9 @@ def _parse_rows(
     file_format: FileFormat,
     first_day: dt.date,
     last_day: dt.date,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Type every column at once; a row failing any check goes to quarantine with the reason."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, tuple[dt.date | None, dt.date | None]]:
+    """Type every column at once; a row failing any check goes to quarantine with the reason.
+    Also returns the first and last day the file's rows are dated (all of them)."""
     problems = RowProblems(rows)
     headers = file_format.headers
 
@@ -324,7 +354,7 @@ def _parse_rows(
     ]
     events = concat_frames(event_parts, CSV_EVENTS.column_names)
     events = events[events["event_count"] > 0]
-    return traffic, events, quarantine
+    return traffic, events, quarantine, date_span(dates)
 
 
 def _quarantine_duplicates(

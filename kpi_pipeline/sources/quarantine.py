@@ -23,6 +23,7 @@ QUARANTINE = TableSpec(
     ),
     grain="one row per rejected input row (file and line)",
     keys=("source_id", "file", "line"),
+    indexes=(("source_id", "partition_date"),),
 )
 
 

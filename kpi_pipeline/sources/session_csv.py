@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from kpi_pipeline.sources.text_files import (
     CsvFormatError,
     checked_rows,
     concat_frames,
+    date_span,
     decode_text,
     detect_delimiter,
     keep_in_range,
@@ -47,6 +49,7 @@ SESSION_ROWS = TableSpec(
     ),
     grain="one row per session (file and line)",
     keys=("source_id", "file", "line"),
+    indexes=(("source_id", "date"),),
 )
 
 _MONTHS = {
@@ -77,17 +80,35 @@ class SessionExtract:
     sessions: pd.DataFrame
     quarantine: pd.DataFrame
     files: tuple[str, ...]
+    # Each file read: (first day, last day) its rows are dated (None when none).
+    file_days: dict[str, tuple[dt.date | None, dt.date | None]] = field(default_factory=dict)
+    file_errors: dict[str, str] = field(default_factory=dict)  # with `collect_errors`
 
 
 def read_session_csvs(
-    source: SessionCsvSource, base_dir: Path, first_day: dt.date, last_day: dt.date
+    source: SessionCsvSource,
+    base_dir: Path,
+    first_day: dt.date,
+    last_day: dt.date,
+    files: Sequence[Path] | None = None,
+    collect_errors: bool = False,
 ) -> SessionExtract:
-    """Sessions dated within [first_day, last_day], from every file of the source's glob."""
-    files = matching_files(base_dir, source.path)
+    """Sessions dated within [first_day, last_day], from `files` (default: every file of the
+    source's glob); with `collect_errors` a file that cannot be read is listed, not raised."""
+    files = matching_files(base_dir, source.path) if files is None else list(files)
     kept, bad = [], []
+    file_days: dict[str, tuple[dt.date | None, dt.date | None]] = {}
+    file_errors: dict[str, str] = {}
     for path in files:
-        rows, rejected = _read_file(path, source)
-        sessions, invalid = _parse_rows(rows, source, first_day, last_day)
+        try:
+            rows, rejected = _read_file(path, source)
+        except CsvFormatError as exc:
+            if not collect_errors:
+                raise
+            file_errors[str(path.resolve())] = str(exc)
+            continue
+        sessions, invalid, span = _parse_rows(rows, source, first_day, last_day)
+        file_days[str(path.resolve())] = span
         kept.append(sessions)
         bad.extend([rejected, invalid])
     quarantine = keep_in_range(
@@ -102,6 +123,8 @@ def read_session_csvs(
         .sort_values(["file", "line"], kind="stable")
         .reset_index(drop=True),
         files=tuple(str(p.resolve()) for p in files),
+        file_days=file_days,
+        file_errors=file_errors,
     )
 
 
@@ -149,7 +172,7 @@ def _read_file(path: Path, source: SessionCsvSource) -> tuple[pd.DataFrame, pd.D
 
 def _parse_rows(
     rows: pd.DataFrame, source: SessionCsvSource, first_day: dt.date, last_day: dt.date
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[dt.date | None, dt.date | None]]:
     problems = RowProblems(rows)
     flag = problems.flag
 
@@ -204,7 +227,7 @@ def _parse_rows(
             "line": rows.loc[valid, "line"].astype("int64"),
         }
     )
-    return sessions[SESSION_ROWS.column_names], quarantine
+    return sessions[SESSION_ROWS.column_names], quarantine, date_span(dates)
 
 
 def _flags(values: pd.Series, spec: FlagColumn) -> pd.Series:

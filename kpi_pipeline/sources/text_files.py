@@ -89,3 +89,11 @@ def keep_in_range(quarantine: pd.DataFrame, first_day: dt.date, last_day: dt.dat
         "datetime64[s]"
     )
     return kept
+
+
+def date_span(dates: pd.Series) -> tuple[dt.date | None, dt.date | None]:
+    """First and last day among parsed dates (NaT ignored); (None, None) when there are none."""
+    known = dates.dropna()
+    if known.empty:
+        return None, None
+    return known.min().date(), known.max().date()

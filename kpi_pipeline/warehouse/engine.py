@@ -8,6 +8,11 @@ Bulk paths, one per engine, never row-by-row SQL:
 
 Both load in chunks of `CHUNK_ROWS`, so memory stays flat whatever the size of the load.
 
+Plans own their tables: a `Warehouse` scoped to a plan (`for_plan`) maps each declared
+schema (`raw`, `plan`, `staging`, `intermediate`, `marts`) to the plan's own
+(`<plan id>_raw`, ...), so one plan's writes cannot name another plan's rows. Only `meta`
+is shared (which plans exist, schema changes).
+
 Safe writes: a partition is replaced (delete + bulk insert) inside one transaction. On
 PostgreSQL a transaction-scoped advisory lock claims the partition (a second run of the same
 partition fails at once with `WarehouseBusyError`) and another serialises writers of the same
@@ -33,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
+from kpi_pipeline.warehouse.partitions import Everything, Partition
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///warehouse/kpi.duckdb"
 # Rows per Arrow chunk: large enough that per-chunk overhead vanishes, small enough that a
@@ -130,16 +136,46 @@ def _connect_duckdb_or_explain(dialect, conn_rec, cargs, cparams):
         ) from None
 
 
-class Warehouse:
-    """Reads and writes through one engine. Writes happen inside `transaction()`."""
+# The schema every plan shares; every other declared schema is the plan's own.
+SHARED_SCHEMA = "meta"
+PLAN_SCHEMAS = ("raw", "plan", "staging", "intermediate", "marts")
 
-    def __init__(self, engine: Engine):
+
+class Warehouse:
+    """Reads and writes through one engine. Writes happen inside `transaction()`.
+
+    Scoped to a plan (`plan_id`), every declared schema is that plan's own: `raw` is
+    `<plan_id>_raw`. Unscoped, schemas are used as declared (tools and tests of the engine).
+    """
+
+    def __init__(self, engine: Engine, plan_id: str | None = None):
         self.engine = engine
+        self.plan_id = validate_identifier(plan_id, "plan id") if plan_id else None
         self._migrated = False
 
     @classmethod
-    def from_url(cls, url: str) -> Warehouse:
-        return cls(create_warehouse_engine(url))
+    def from_url(cls, url: str, plan_id: str | None = None) -> Warehouse:
+        return cls(create_warehouse_engine(url), plan_id)
+
+    def for_plan(self, plan_id: str) -> Warehouse:
+        """The same engine, scoped to `plan_id`'s schemas."""
+        return Warehouse(self.engine, plan_id)
+
+    def schema_name(self, schema: str) -> str:
+        """The physical schema of a declared one (`raw` -> `<plan_id>_raw`)."""
+        if self.plan_id is None or schema == SHARED_SCHEMA:
+            return schema
+        return f"{self.plan_id}_{schema}"
+
+    def relation(self, spec_or_schema: TableSpec | str, name: str | None = None) -> str:
+        """Quoted physical name of a declared table (or of `schema`, `name`), for SQL text."""
+        if isinstance(spec_or_schema, TableSpec):
+            schema, name = spec_or_schema.schema, spec_or_schema.name
+        else:
+            schema = spec_or_schema
+        assert name is not None
+        q = self._quote_identifier
+        return f"{q(self.schema_name(schema))}.{q(name)}"
 
     @property
     def dialect(self) -> str:
@@ -161,7 +197,8 @@ class Warehouse:
     # -- schema -------------------------------------------------------------------------
 
     def migrate(self, target: int | None = None) -> list[int]:
-        """Bring the schema to `target` (default: latest); returns the versions applied."""
+        """Bring the shared `meta` schema to `target` (default: latest); returns the versions
+        applied. A plan's own tables are created from their declarations by `ensure_table`."""
         from kpi_pipeline.warehouse.migrations import migrate
 
         applied = migrate(self, target)
@@ -169,31 +206,24 @@ class Warehouse:
         return applied
 
     def ensure_table(self, spec: TableSpec, conn: Connection | None = None) -> None:
-        """Make sure `spec`'s table exists with every declared column.
+        """Make sure `spec`'s table exists (in this plan's schema) with every declared column.
 
-        The first call runs the versioned migrations (`warehouse/migrations.py`), which own
-        every table the pipeline writes. A table no migration knows yet (a source being
-        developed) is created from its spec; a known table lacking a declared column is an
-        error that asks for a migration, never a silent `ALTER`.
+        Tables are declared once, in their `TableSpec`: a missing table is created from it,
+        a declared column the table lacks is added (nullable, so existing rows keep their
+        values) and recorded in `meta.schema_changes`. A column whose type differs from the
+        declaration is an error: changing a type is not something to do silently.
         """
         if not self._migrated:
             self.migrate()
+        from kpi_pipeline.warehouse.migrations import evolve_table
+
         with self._maybe_transaction(conn) as c:
-            existing = self.column_names(c, spec.schema, spec.name)
-            if not existing:
-                c.execute(sa.schema.CreateSchema(spec.schema, if_not_exists=True))
-                self._table(spec).create(c, checkfirst=True)
-                return
-            missing = [name for name in spec.column_names if name not in existing]
-            if missing:
-                raise WarehouseError(
-                    f"{spec.qualified_name} lacks column(s) {missing} that the code declares: "
-                    "add a migration to kpi_pipeline/warehouse/migrations.py"
-                )
+            self.serialize_writes(c, f"ddl:{self.schema_name(spec.schema)}.{spec.name}")
+            evolve_table(self, c, spec)
 
     def ensure_schema(self, name: str) -> None:
         with self.transaction() as conn:
-            conn.execute(sa.schema.CreateSchema(name, if_not_exists=True))
+            conn.execute(sa.schema.CreateSchema(self.schema_name(name), if_not_exists=True))
 
     def relation_kind(self, conn: Connection, schema: str, name: str) -> str | None:
         """'table', 'view' or None when `schema.name` does not exist."""
@@ -230,20 +260,23 @@ class Warehouse:
         """
         if not self.is_postgres:
             return
-        key = _lock_key(spec.qualified_name, *(f"{k}={scope[k]}" for k in sorted(scope)))
+        name = f"{self.schema_name(spec.schema)}.{spec.name}"
+        key = _lock_key(name, *(f"{k}={scope[k]}" for k in sorted(scope)))
         got = conn.execute(sa.text("select pg_try_advisory_xact_lock(:key)"), {"key": key})
         if got.scalar_one():
             return
         described = ", ".join(f"{k}={scope[k]!s}" for k in sorted(scope)) or "the whole table"
         raise WarehouseBusyError(
-            f"{spec.qualified_name}: another run is replacing the same partition "
+            f"{name}: another run is replacing the same partition "
             f"({described}){self._holder(conn, key)}. Runs of one partition cannot interleave, "
             "so this write stopped before changing anything: re-run it when the other run has "
             "finished."
         )
 
-    def serialize_writes(self, conn: Connection, relation: str) -> None:
+    def serialize_writes(self, conn: Connection, relation: str | TableSpec) -> None:
         """Wait until no other transaction writes `relation`, then hold it until commit."""
+        if isinstance(relation, TableSpec):
+            relation = f"{self.schema_name(relation.schema)}.{relation.name}"
         if self.is_postgres:
             conn.execute(
                 sa.text("select pg_advisory_xact_lock(:key)"), {"key": _lock_key(relation)}
@@ -273,19 +306,36 @@ class Warehouse:
         conn: Connection,
         spec: TableSpec,
         frame: pd.DataFrame | Iterable[pd.DataFrame],
-        where: str,
-        params: Mapping[str, Any],
+        partition: Partition,
     ) -> int:
-        """Delete the rows matching `where` (bind parameters only), then bulk insert `frame`.
+        """Delete `partition`'s rows, then bulk insert `frame`; returns the rows inserted.
 
         Run inside `transaction()`: a failure part way leaves the previous rows in place. The
-        partition (`params`) is claimed first, so a second run of it fails with a clear
-        message instead of interleaving.
+        partition is claimed first, so a second run of it fails with a clear message
+        instead of interleaving.
         """
-        self.claim_partition(conn, spec, params)
-        self.serialize_writes(conn, spec.qualified_name)
-        conn.execute(sa.text(f"delete from {self._quoted(spec)} where {where}"), dict(params))
+        self.claim_partition(conn, spec, partition.scope())
+        self.delete_rows(conn, spec, partition)
         return self.bulk_insert(conn, spec, frame)
+
+    def delete_rows(self, conn: Connection, spec: TableSpec, partition: Partition) -> int:
+        """Delete `partition`'s rows of `spec` (writers of the table take turns); row count."""
+        self.serialize_writes(conn, spec)
+        table = self.table(spec)
+        return int(conn.execute(sa.delete(table).where(partition.condition(table))).rowcount)
+
+    def count_rows(
+        self, conn: Connection, spec: TableSpec, partition: Partition, by: str | None = None
+    ) -> dict[Any, int]:
+        """Rows of `partition`, grouped by column `by` (or `{None: n}`)."""
+        table = self.table(spec)
+        key = table.c[by] if by else sa.literal(None)
+        query = (
+            sa.select(key, sa.func.count()).where(partition.condition(table)).group_by(key)
+            if by
+            else sa.select(key, sa.func.count()).where(partition.condition(table))
+        )
+        return {row[0]: int(row[1]) for row in conn.execute(query) if row[1]}
 
     def rewrite_table(self, spec: TableSpec, frame: pd.DataFrame) -> int:
         """Make sure `spec` exists, then replace all its rows with `frame` in one transaction."""
@@ -296,8 +346,7 @@ class Warehouse:
     def replace_all(
         self, conn: Connection, spec: TableSpec, frame: pd.DataFrame | Iterable[pd.DataFrame]
     ) -> int:
-        self.serialize_writes(conn, spec.qualified_name)
-        conn.execute(sa.text(f"delete from {self._quoted(spec)}"))
+        self.delete_rows(conn, spec, Everything())
         return self.bulk_insert(conn, spec, frame)
 
     def bulk_insert(
@@ -357,7 +406,7 @@ class Warehouse:
             raise
         except Exception as exc:
             if type(exc).__module__.startswith("psycopg"):
-                raise WarehouseError(f"{spec.qualified_name}: COPY failed: {exc}") from exc
+                raise WarehouseError(f"{self.relation(spec)}: COPY failed: {exc}") from exc
             raise
         return rows
 
@@ -375,7 +424,7 @@ class Warehouse:
                 "(give analysts a copy of the file, opened read-only)"
             )
         validate_identifier(role, "role name")
-        schema_names = [validate_identifier(s, "schema name") for s in schemas]
+        schema_names = [validate_identifier(self.schema_name(s), "schema name") for s in schemas]
         self.migrate()
         with self.transaction() as conn:
             exists = conn.execute(
@@ -407,8 +456,9 @@ class Warehouse:
             return pd.read_sql_query(sa.text(sql), conn, params=dict(params or {}))
 
     def table_exists(self, schema: str, name: str) -> bool:
+        """Whether the declared `schema`.`name` exists (in this plan's schema when scoped)."""
         with self.engine.connect() as conn:
-            return self.relation_kind(conn, schema, name) is not None
+            return self.relation_kind(conn, self.schema_name(schema), name) is not None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -424,11 +474,11 @@ class Warehouse:
         return self.engine.dialect.identifier_preparer.quote(name)
 
     def _quoted(self, spec: TableSpec) -> str:
-        return f"{self._quote_identifier(spec.schema)}.{self._quote_identifier(spec.name)}"
+        return self.relation(spec)
 
-    @staticmethod
-    def _table(spec: TableSpec) -> sa.Table:
-        return sa_table(spec.schema, spec.name, spec.columns)
+    def table(self, spec: TableSpec) -> sa.Table:
+        """The SQLAlchemy table of `spec` in its physical schema (for expressions)."""
+        return sa_table(self.schema_name(spec.schema), spec.name, spec.columns)
 
 
 def sa_table(schema: str, name: str, columns: Iterable[tuple[str, ColumnType]]) -> sa.Table:
@@ -478,9 +528,14 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def read_frame_once(url: str, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Open the warehouse, read, close: for one-off reads that must not hold a DuckDB file."""
+def read_frame_once(
+    url: str, sql: str, params: Mapping[str, Any] | None = None, plan_id: str | None = None
+) -> pd.DataFrame:
+    """Open the warehouse, read, close: for one-off reads that must not hold a DuckDB file.
+    With `plan_id`, `{raw}`, `{marts}`... in `sql` name that plan's schemas."""
     warehouse = Warehouse.from_url(url)
+    if plan_id is not None:
+        sql = sql.format(**{s: warehouse.for_plan(plan_id).schema_name(s) for s in PLAN_SCHEMAS})
     try:
         return warehouse.read_frame(sql, params)
     finally:

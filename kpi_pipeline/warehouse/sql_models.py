@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import graphlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 import sqlglot
-from sqlalchemy.engine import Connection
 
 from kpi_pipeline.warehouse.engine import Warehouse
 
@@ -123,10 +123,19 @@ def _parse_model(path: Path, root: Path) -> SqlModel:
     )
 
 
-def render_model(model: SqlModel, layer_of: dict[str, str], dialect: str) -> str:
-    """The model's SELECT with refs and sources resolved, in the target `dialect`."""
-    sql = _REF.sub(lambda m: f"{layer_of[m.group(1)]}.{m.group(1)}", model.template)
-    sql = _SOURCE.sub(lambda m: f"{m.group(1)}.{m.group(2)}", sql)
+def render_model(
+    model: SqlModel,
+    layer_of: dict[str, str],
+    dialect: str,
+    schema_of: Callable[[str], str] = str,
+) -> str:
+    """The model's SELECT with refs and sources resolved, in the target `dialect`.
+
+    `schema_of` maps a declared schema to the physical one (a plan's own: `raw` ->
+    `demo_raw`), so a plan's models read only that plan's tables.
+    """
+    sql = _REF.sub(lambda m: f"{schema_of(layer_of[m.group(1)])}.{m.group(1)}", model.template)
+    sql = _SOURCE.sub(lambda m: f"{schema_of(m.group(1))}.{m.group(2)}", sql)
     target = _SQLGLOT_DIALECTS.get(dialect, dialect)
     if target == CANONICAL_DIALECT:
         return sql
@@ -135,22 +144,20 @@ def render_model(model: SqlModel, layer_of: dict[str, str], dialect: str) -> str
 
 def run_model(warehouse: Warehouse, model: SqlModel, layer_of: dict[str, str]) -> int | None:
     """(Re)build one model in one transaction; returns the row count of a table model."""
-    sql = render_model(model, layer_of, warehouse.dialect)
+    sql = render_model(model, layer_of, warehouse.dialect, warehouse.schema_name)
+    schema = warehouse.schema_name(model.schema)
+    relation = warehouse.relation(model.schema, model.name)
     with warehouse.transaction() as conn:
         # Two runs rebuilding the same model take turns (PostgreSQL advisory lock); without
         # it the second would drop the relation the first is re-creating.
-        warehouse.serialize_writes(conn, model.relation)
-        conn.execute(sa.schema.CreateSchema(model.schema, if_not_exists=True))
-        _drop_relation(warehouse, conn, model)
+        warehouse.serialize_writes(conn, f"{schema}.{model.name}")
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+        existing = warehouse.relation_kind(conn, schema, model.name)
+        if existing is not None:
+            # CASCADE would silently drop dependants; models are rebuilt in order instead.
+            conn.exec_driver_sql(f"drop {existing} {relation}")
         kind = "view" if model.materialized == "view" else "table"
-        conn.exec_driver_sql(f"create {kind} {model.relation} as\n{sql}")
+        conn.exec_driver_sql(f"create {kind} {relation} as\n{sql}")
         if model.materialized == "table":
-            return int(conn.exec_driver_sql(f"select count(*) from {model.relation}").scalar_one())
+            return int(conn.exec_driver_sql(f"select count(*) from {relation}").scalar_one())
     return None
-
-
-def _drop_relation(warehouse: Warehouse, conn: Connection, model: SqlModel) -> None:
-    existing = warehouse.relation_kind(conn, model.schema, model.name)
-    if existing is not None:
-        # CASCADE would silently drop dependants; models are rebuilt in order instead.
-        conn.exec_driver_sql(f"drop {existing} {model.relation}")

@@ -9,6 +9,15 @@ source as (
 
 ),
 
+-- Only sources the plan declares and lets feed the KPIs count: rows of a removed source,
+-- or of the kind traffic_source did not choose, stay in raw but are never read here.
+active_sources as (
+
+    select source_id from {{ source('plan', 'sources') }}
+    where feeds_kpis and source_kind = 'email'
+
+),
+
 renamed as (
 
     select
@@ -33,6 +42,7 @@ renamed as (
         cast(unsubscribes as bigint) as unsubscribes
 
     from source
+    where source_id in (select source_id from active_sources)
 
 )
 

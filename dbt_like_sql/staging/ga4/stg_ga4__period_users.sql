@@ -9,6 +9,15 @@ source as (
 
 ),
 
+-- Only sources the plan declares and lets feed the KPIs count: rows of a removed source,
+-- or of the kind traffic_source did not choose, stay in raw but are never read here.
+active_sources as (
+
+    select source_id from {{ source('plan', 'sources') }}
+    where feeds_kpis and source_kind = 'ga4'
+
+),
+
 renamed as (
 
     select
@@ -24,6 +33,7 @@ renamed as (
         quality_flags
 
     from source
+    where source_id in (select source_id from active_sources)
 
 )
 

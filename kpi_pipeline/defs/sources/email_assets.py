@@ -1,8 +1,7 @@
 """Raw email tables (campaigns by send day, audience growth) read from Mailchimp and Klaviyo.
 
-A run of days [D1, D2] re-reads campaigns sent in the `lookback_days` before D1 too: their
-opens and clicks keep arriving for days after the send. Every source is read first, then
-all their rows are replaced in one transaction, so a failed call leaves the previous data.
+Reading and loading (look-back, one transaction, empty days kept) is
+`kpi_pipeline.loading.email`; this module wires it to Dagster resources and metadata.
 """
 
 import datetime as dt
@@ -11,14 +10,15 @@ import dagster as dg
 import pandas as pd
 
 from kpi_pipeline.defs.keys import table_key
-from kpi_pipeline.defs.partitions import SOURCE_DAYS, partition_days
+from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.loading.email import EmailRead, email_start, load_email_sources
+from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.plan.email_config import EmailSource
 from kpi_pipeline.plan.loader import LoadedPlan
 from kpi_pipeline.sources.email import (
     EMAIL_CAMPAIGNS,
     EMAIL_LIST_GROWTH,
-    EMAIL_TABLES,
     EmailApiError,
     EmailAuthError,
     EmailExtract,
@@ -103,11 +103,12 @@ def build_email_assets(
     )
     def email_platforms(context: dg.AssetExecutionContext):
         """Read each email source's campaigns for the run's days plus its look-back window."""
-        first_day, last_day = partition_days(context)
+        run = run_days(context, loaded)
+        first_day, last_day = run.first, run.last
         extracted_at = dt.datetime.now(dt.UTC)
-        extracts: dict[str, tuple[EmailExtract, dt.date]] = {}
+        reads: dict[str, EmailRead] = {}
         for source in sources:
-            start = max(plan.history_start, first_day - dt.timedelta(days=source.lookback_days))
+            start = email_start(source, plan, run)
             resource: EmailPlatformResource = getattr(context.resources, resource_key(source))
             try:
                 extract = extract_email(
@@ -130,20 +131,13 @@ def build_email_assets(
                     description=f"email source {source.id!r} ({source.platform}): {exc}",
                     allow_retries=False,
                 ) from None
-            extracts[source.id] = (extract, start)
+            reads[source.id] = EmailRead(source, extract, start)
         wh: WarehouseResource = context.resources.warehouse
-        warehouse = wh.get()
-        for spec in EMAIL_TABLES:
-            warehouse.ensure_table(spec)
-        with warehouse.transaction() as conn:
-            for source_id, (extract, start) in extracts.items():
-                params = {"source_id": source_id, "first_day": start, "last_day": last_day}
-                warehouse.replace_rows(
-                    conn, EMAIL_CAMPAIGNS, extract.campaigns, SOURCE_DAYS, params
-                )
-                warehouse.replace_rows(
-                    conn, EMAIL_LIST_GROWTH, extract.list_growth, SOURCE_DAYS, params
-                )
+        try:
+            load_email_sources(wh.get(), reads, run)
+        except LoadError as exc:
+            raise failure(exc) from None
+        extracts = {source_id: (read.extract, read.start) for source_id, read in reads.items()}
         common: dict[str, object] = {
             "first_day": first_day.isoformat(),
             "last_day": last_day.isoformat(),

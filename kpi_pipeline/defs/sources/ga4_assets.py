@@ -1,38 +1,27 @@
-"""Raw GA4 tables (traffic, events, extract log) pulled per day partition through the Data API.
+"""Raw GA4 tables (traffic, events, period users, extract log) pulled through the Data API.
 
-Users KPIs are counted by GA4 once per period of their grain (users are not additive), in
-the transaction of the day that ends the requested range, into `raw.ga4_period_users`.
-
-Every run of days [D1, D2] also re-pulls the `lookback_days` before D1 (GA4 revises recent
-days), or more with `kpi-pipeline run --rollback N`. Each day is written in its own
-transaction, so a run stopped by the daily quota keeps the days it finished and leaves the
-others as they were.
+The loading itself (look-back, one transaction per day, quota stops, empty answers) is
+`kpi_pipeline.loading.ga4`; this module wires it to Dagster resources and metadata.
 """
 
 import datetime as dt
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import dagster as dg
-import pandas as pd
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 
 from kpi_pipeline.defs.keys import table_key
-from kpi_pipeline.defs.partitions import partition_days
+from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
-from kpi_pipeline.metrics.periods import ONE_DAY, Period, period_of
-from kpi_pipeline.plan.ga4 import Ga4Source, feeds_kpis
+from kpi_pipeline.loading.errors import LoadError
+from kpi_pipeline.loading.ga4 import ALL_GA4_TABLES, Ga4SourceLoad, load_ga4_source
+from kpi_pipeline.plan.ga4 import Ga4Source
 from kpi_pipeline.plan.loader import LoadedPlan
-from kpi_pipeline.plan.models import Kpi, KpiKind, Plan, Segment
 from kpi_pipeline.sources.ga4 import (
     GA4_EVENTS,
     GA4_EXTRACT_LOG,
     GA4_PERIOD_USERS,
-    GA4_TABLES,
     GA4_TRAFFIC,
-    TABLE_OF_REPORT,
-    DailyQuotaExhausted,
     DayLog,
     Ga4DataError,
     Ga4Error,
@@ -42,38 +31,9 @@ from kpi_pipeline.sources.ga4 import (
     property_yesterday,
 )
 from kpi_pipeline.sources.ga4.client import Ga4ConfigError, open_client
-from kpi_pipeline.warehouse.engine import Warehouse
 
 # Run tag set by `kpi-pipeline run --rollback N`: re-pull N days before the run's first day.
 ROLLBACK_TAG = "kpi/ga4_rollback_days"
-
-_DAY = "source_id = :source_id and date = :day"
-_PERIOD = (
-    "source_id = :source_id and kpi_id = :kpi_id and grain = :grain "
-    "and period_start = :period_start"
-)
-
-
-@dataclass(frozen=True)
-class UsersRequest:
-    """A users KPI's period, counted by GA4 from its start to `through` (<= its end)."""
-
-    kpi: Kpi
-    period: Period
-    through: dt.date
-
-
-def users_requests(plan: Plan, first_day: dt.date, last_day: dt.date) -> list[UsersRequest]:
-    """Each users KPI's periods overlapping [first_day, last_day], cut at `last_day`."""
-    requests = []
-    for _, kpi in plan.iter_kpis():
-        if kpi.kind is not KpiKind.USERS:
-            continue
-        period = period_of(first_day, kpi.grains[0], plan.fiscal_year_start_month)
-        while period.start <= last_day:
-            requests.append(UsersRequest(kpi, period, min(period.end, last_day)))
-            period = period_of(period.end + ONE_DAY, kpi.grains[0], plan.fiscal_year_start_month)
-    return requests
 
 
 class Ga4Resource(dg.ConfigurableResource):
@@ -110,8 +70,8 @@ def resource_key(source: Ga4Source) -> str:
 
 
 def ga4_sources(loaded: LoadedPlan) -> list[Ga4Source]:
-    """The GA4 sources that feed the KPIs (none when the plan chose CSV exports)."""
-    return list(loaded.plan.sources.ga4) if feeds_kpis(loaded.plan, "ga4") else []
+    """Every declared GA4 source is loaded; `plan.sources` says whether its rows count."""
+    return list(loaded.plan.sources.ga4)
 
 
 def build_ga4_resources(loaded: LoadedPlan, endpoint: str | None) -> dict[str, Ga4Resource]:
@@ -171,26 +131,16 @@ def build_ga4_assets(
     )
     def ga4_reports(context: dg.AssetExecutionContext):
         """Pull the run's days plus the look-back window from each GA4 property, day by day."""
-        first_day, last_day = partition_days(context)
+        run = run_days(context, loaded)
         rollback = int(context.run.tags.get(ROLLBACK_TAG, "0"))
         warehouse: WarehouseResource = context.resources.warehouse
         wh = warehouse.get()
-        for spec in (*GA4_TABLES, GA4_PERIOD_USERS):
+        for spec in ALL_GA4_TABLES:
             wh.ensure_table(spec)
-        _drop_undeclared_sources(wh, [s.id for s in sources], first_day, last_day)
-        logs: list[DayLog] = []
-        users_periods = 0  # users KPI periods requested
-        summary: dict[str, object] = {"first_day": first_day.isoformat()}
+        loads: list[Ga4SourceLoad] = []
+        summary: dict[str, object] = {"first_day": run.first.isoformat()}
         for source in sources:
-            back = max(source.lookback_days, rollback)
-            start = max(plan.history_start, first_day - dt.timedelta(days=back))
-            days = [start + dt.timedelta(days=n) for n in range((last_day - start).days + 1)]
             resource: Ga4Resource = getattr(context.resources, resource_key(source))
-            loaded_days: list[dt.date] = []
-            source_logs: list[DayLog] = []
-            users_by_day: dict[dt.date, list[UsersRequest]] = {}
-            for request in users_requests(plan, start, last_day):
-                users_by_day.setdefault(request.through, []).append(request)
             try:
                 with resource.client() as client:
                     extractor = Ga4Extractor(
@@ -201,39 +151,22 @@ def build_ga4_assets(
                         retry=resource.retry_policy(),
                         pacer=resource.pacer(),
                     )
-                    for day in days:
-                        source_logs.extend(
-                            load_day(wh, extractor, source, day, users_by_day.get(day, ()))
-                        )
-                        users_periods += len(users_by_day.get(day, ()))
-                        loaded_days.append(day)
-            except DailyQuotaExhausted as exc:
-                done = f"{loaded_days[0]}..{loaded_days[-1]}" if loaded_days else "no day"
-                resume = days[len(loaded_days)]
-                raise dg.Failure(
-                    description=(
-                        f"GA4 daily quota exhausted for property {source.property_id} ({exc}). "
-                        f"Loaded {done}; {resume} and later were left as they were. Resume "
-                        f"tomorrow with: kpi-pipeline run --from {resume} --to {last_day}"
-                    ),
-                    metadata={
-                        "loaded_days": len(loaded_days),
-                        "resume_from": resume.isoformat(),
-                    },
-                    allow_retries=False,
-                ) from None
+                    load = load_ga4_source(wh, extractor, source, plan, run, rollback)
+            except LoadError as exc:
+                raise failure(exc) from None
             except (Ga4Error, Ga4DataError, Ga4ConfigError) as exc:
                 raise dg.Failure(
                     description=f"GA4 source {source.id!r} (property {source.property_id}): {exc}",
                     allow_retries=False,
                 ) from None
-            logs.extend(source_logs)
-            summary.update(_source_summary(context, source, extractor, source_logs, last_day, plan))
-            summary["repulled_from"] = start.isoformat()
+            loads.append(load)
+            summary.update(_source_summary(context, source, extractor, load.logs, run.last, plan))
+            summary["repulled_from"] = load.start.isoformat()
+        logs = [log for load in loads for log in load.logs]
         flagged = sorted({f for log in logs for f in log.flags})
         common = {
             **summary,
-            "last_day": last_day.isoformat(),
+            "last_day": run.last.isoformat(),
             "quality_flags": ", ".join(flagged) or "none",
         }
         for spec, report in ((GA4_TRAFFIC, "traffic"), (GA4_EVENTS, "events")):
@@ -243,7 +176,7 @@ def build_ga4_assets(
             )
         yield dg.MaterializeResult(
             asset_key=table_key(GA4_PERIOD_USERS),
-            metadata={**common, "users_periods": users_periods},
+            metadata={**common, "users_periods": sum(load.users_periods for load in loads)},
         )
         yield dg.MaterializeResult(
             asset_key=table_key(GA4_EXTRACT_LOG),
@@ -251,118 +184,6 @@ def build_ga4_assets(
         )
 
     return [ga4_reports]
-
-
-def _drop_undeclared_sources(
-    wh: Warehouse, active: list[str], first_day: dt.date, last_day: dt.date
-) -> None:
-    """Clear the run's days of GA4 sources no longer feeding the KPIs (removed, or the plan
-    switched to CSV exports), so their old rows are not counted next to the new source's."""
-    names = {f"id{n}": source_id for n, source_id in enumerate(active)}
-    where = "date between :first_day and :last_day"
-    if names:
-        where += f" and source_id not in ({', '.join(':' + name for name in names)})"
-    params = {"first_day": first_day, "last_day": last_day, **names}
-    periods = "period_start <= :last_day and period_end >= :first_day"
-    if names:
-        periods += f" and source_id not in ({', '.join(':' + name for name in names)})"
-    with wh.transaction() as conn:
-        for spec in GA4_TABLES:
-            wh.replace_rows(conn, spec, pd.DataFrame(), where, params)
-        wh.replace_rows(conn, GA4_PERIOD_USERS, pd.DataFrame(), periods, params)
-
-
-def load_day(
-    wh: Warehouse,
-    extractor: Ga4Extractor,
-    source: Ga4Source,
-    day: dt.date,
-    users: Sequence[UsersRequest] = (),
-) -> list[DayLog]:
-    """Replace one day of one property, pages streamed straight in, all in one transaction;
-    with it, the users of each period `users` cuts at this day (one request per period)."""
-    params = {"source_id": source.id, "day": day}
-    lineage = {
-        "source_id": source.id,
-        "property_id": source.property_id,
-        "extracted_at": pd.Timestamp.now(tz="UTC"),
-    }
-    logs: list[DayLog] = []
-    with wh.transaction() as conn:
-        for spec in GA4_TABLES:
-            wh.replace_rows(conn, spec, pd.DataFrame(), _DAY, params)
-        for report in extractor.reports:
-            spec = TABLE_OF_REPORT[report.name]
-            for item in extractor.stream_day(report, day):
-                if isinstance(item, DayLog):
-                    logs.append(item)
-                    continue
-                frame = item.frame.assign(**lineage)
-                if item.starts_attempt:
-                    wh.replace_rows(conn, spec, frame, _DAY, params)
-                else:
-                    wh.bulk_insert(conn, spec, frame)
-        for request in users:
-            _load_period_users(wh, conn, extractor, source, request, lineage)
-        wh.bulk_insert(conn, GA4_EXTRACT_LOG, _log_frame(logs, source, lineage))
-    return logs
-
-
-def _load_period_users(
-    wh: Warehouse,
-    conn,
-    extractor: Ga4Extractor,
-    source: Ga4Source,
-    request: UsersRequest,
-    lineage: dict,
-) -> None:
-    """Replace one period of one users KPI: the whole, then by device if it is a segment."""
-    kpi, period = request.kpi, request.period
-    keys = {
-        "source_id": source.id,
-        "kpi_id": kpi.id,
-        "grain": period.grain.value,
-        "period_start": period.start,
-    }
-    frames = []
-    for by_device in (False, True) if Segment.DEVICE in kpi.segments else (False,):
-        rows, flags = extractor.period_users(
-            kpi.users_metric, period.start, request.through, by_device=by_device
-        )
-        frames.append(rows.assign(quality_flags=",".join(flags) or None))
-    frame = pd.concat(frames, ignore_index=True).assign(
-        **{**keys, **lineage}, period_end=period.end, through_day=request.through
-    )
-    wh.replace_rows(conn, GA4_PERIOD_USERS, frame[GA4_PERIOD_USERS.column_names], _PERIOD, keys)
-
-
-def _log_frame(logs: list[DayLog], source: Ga4Source, lineage: dict) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                **lineage,
-                "date": log.day,
-                "report": log.report.name,
-                "row_count": log.row_count,
-                "pages": log.pages,
-                "restarts": log.restarts,
-                "sampled": log.quality.sampled,
-                "sampling_rate": log.quality.sampling_rate,
-                "subject_to_thresholding": log.quality.subject_to_thresholding,
-                "data_loss_from_other_row": log.quality.data_loss_from_other_row,
-                "truncation_reasons": ",".join(log.quality.truncation_reasons) or None,
-                "empty_reason": log.quality.empty_reason or None,
-                "time_zone": log.quality.time_zone or None,
-                "currency_code": log.quality.currency_code or None,
-                "timezone_mismatch": "timezone_mismatch" in log.flags,
-                "quality_flags": ",".join(log.flags) or None,
-                "tokens_per_day_remaining": log.quota.tokens_per_day,
-                "tokens_per_hour_remaining": log.quota.tokens_per_hour,
-            }
-            for log in logs
-        ],
-        columns=GA4_EXTRACT_LOG.column_names,
-    )
 
 
 def _source_summary(

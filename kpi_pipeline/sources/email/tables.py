@@ -39,6 +39,7 @@ EMAIL_CAMPAIGNS = TableSpec(
     ),
     grain="one row per email source and campaign, dated by its send day (plan timezone)",
     keys=("source_id", "campaign_id"),
+    indexes=(("source_id", "date"),),
 )
 
 EMAIL_LIST_GROWTH = TableSpec(

@@ -90,6 +90,7 @@ GA4_TRAFFIC = TableSpec(
     ),
     grain="one row per source, date, session source/medium/campaign, landing page and device",
     keys=("source_id", "date", "source", "medium", "campaign", "landing_page", "device"),
+    indexes=(("source_id", "date"),),
 )
 
 GA4_EVENTS = TableSpec(
@@ -107,6 +108,7 @@ GA4_EVENTS = TableSpec(
     ),
     grain="one row per source, date, event name, session source/medium/campaign and device",
     keys=("source_id", "date", "event_name", "source", "medium", "campaign", "device"),
+    indexes=(("source_id", "date"),),
 )
 
 GA4_EXTRACT_LOG = TableSpec(

@@ -1,0 +1,45 @@
+"""What a file-source load did, as asset metadata and run warnings."""
+
+import dagster as dg
+
+from kpi_pipeline.loading.context import RunDays
+from kpi_pipeline.loading.errors import describe_days
+from kpi_pipeline.loading.files import FileSourceLoad
+
+
+def file_load_metadata(
+    context: dg.AssetExecutionContext, loads: list[FileSourceLoad], run: RunDays
+) -> dict[str, object]:
+    for load in loads:
+        for warning in load.warnings:
+            context.log.warning(warning)
+        if load.quarantined:
+            context.log.warning(
+                f"source {load.source_id!r}: {load.quarantined} row(s) quarantined "
+                "(see the raw.quarantine table of this plan)"
+            )
+        if load.days_without_rows:
+            context.log.warning(
+                f"source {load.source_id!r}: no rows for {len(load.days_without_rows)} day(s): "
+                f"{describe_days(load.days_without_rows)}"
+            )
+        if load.emptied_days:
+            context.log.warning(
+                f"source {load.source_id!r}: emptied {describe_days(load.emptied_days)} "
+                "(missing days allowed)"
+            )
+    missing = sorted({d for load in loads for d in load.days_without_rows})
+    return {
+        "first_day": run.first.isoformat(),
+        "last_day": run.last.isoformat(),
+        "files_matched": sum(load.files_matched for load in loads),
+        "files_parsed": sum(load.files_read for load in loads),
+        "bytes_parsed": sum(load.bytes_read for load in loads),
+        "files_skipped_unchanged": sum(load.files_skipped_unchanged for load in loads),
+        "skipped_duplicate_files": sum(len(load.duplicate_files) for load in loads),
+        "unreadable_files": sum(len(load.file_errors) for load in loads),
+        "quarantined_rows": sum(load.quarantined for load in loads),
+        "days_without_rows": len(missing),
+        "emptied_days": sum(len(load.emptied_days) for load in loads),
+        "file_formats": dg.MetadataValue.json([f for load in loads for f in load.formats]),
+    }
