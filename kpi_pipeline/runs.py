@@ -55,5 +55,15 @@ def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
             error = event.step_failure_data.error
             while error is not None and (error.cause or error.context):
                 error = error.cause or error.context
-            failures[event.step_key] = error.message.strip() if error else "unknown error"
+            failures[event.step_key] = _without_class(error) if error else "unknown error"
     return failures
+
+
+def _without_class(error) -> str:
+    """The error's message without the `package.module.Class: ` Dagster puts before a
+    `dg.Failure`'s description (that description is already the whole story)."""
+    message = error.message.strip()
+    head, sep, rest = message.partition(": ")
+    if sep and error.cls_name == "Failure" and head.rsplit(".", 1)[-1] == "Failure":
+        return rest
+    return message

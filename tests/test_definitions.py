@@ -34,6 +34,7 @@ EXPECTED_ASSET_KEYS = {
     "plan/kpi_grains",
     "plan/kpi_segments",
     "plan/kpi_tactics",
+    "plan/sources",
     "plan/kpis",
     "plan/measures",
     "plan/tactic_rules",

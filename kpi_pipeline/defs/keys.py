@@ -11,3 +11,8 @@ def table_key(spec: TableSpec) -> dg.AssetKey:
 
 def relation_key(schema: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([schema, name])
+
+
+# Source assets run after the plan's tables: the plan's run is recorded (and a second plan
+# claiming the same id refused) before any of its rows are written.
+PLAN_SOURCES_KEY = dg.AssetKey(["plan", "sources"])

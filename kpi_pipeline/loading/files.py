@@ -169,16 +169,16 @@ def _refuse_unsafe(
             entry = read.choice.previous.get(path)
             if entry is not None and entry.covers(run.first, run.last):
                 bad_covering.append(
-                    f"{path} held {entry.first_day}..{entry.last_day}, which this run covers, "
-                    f"and cannot be read now: {error}"
+                    f"{error.rstrip('.')}. The file held {entry.first_day}..{entry.last_day} "
+                    "when it last read well, which this run covers"
                 )
             else:
                 unknown_bad.append(path)
         if unknown_bad and read.load.days_without_rows:
             bad_covering.append(
-                f"source {read.source_id!r} has no rows for "
-                f"{describe_days(read.load.days_without_rows)} and {unknown_bad[0]} cannot be "
-                f"read ({read.file_errors[unknown_bad[0]]}): it may hold those days"
+                f"{read.file_errors[unknown_bad[0]].rstrip('.')}. Source {read.source_id!r} has "
+                f"no rows for {describe_days(read.load.days_without_rows)}, which this file "
+                "may hold"
             )
         dated_spec = next(iter(read.tables))
         with wh.engine.connect() as conn:

@@ -139,6 +139,9 @@ def _connect_duckdb_or_explain(dialect, conn_rec, cargs, cparams):
 # The schema every plan shares; every other declared schema is the plan's own.
 SHARED_SCHEMA = "meta"
 PLAN_SCHEMAS = ("raw", "plan", "staging", "intermediate", "marts")
+# A declared schema name used as a qualifier in SQL text (`marts.kpi_scores`), not part of
+# a longer name (`demo_marts.`) or a column reference (`t.marts.x`).
+_DECLARED_SCHEMA = re.compile(r"(?<![\w.\"])(raw|plan|staging|intermediate|marts)\.(?=[a-z_\"])")
 
 
 class Warehouse:
@@ -166,6 +169,13 @@ class Warehouse:
         if self.plan_id is None or schema == SHARED_SCHEMA:
             return schema
         return f"{self.plan_id}_{schema}"
+
+    def plan_sql(self, sql: str) -> str:
+        """`sql` written with declared schemas (`select * from marts.kpi_scores`, or
+        `{marts}.kpi_scores`) made to read this plan's own (`demo_marts.kpi_scores`)."""
+        if "{" in sql:
+            sql = sql.format(**{s: self.schema_name(s) for s in PLAN_SCHEMAS})
+        return _DECLARED_SCHEMA.sub(lambda m: f"{self.schema_name(m.group(1))}.", sql)
 
     def relation(self, spec_or_schema: TableSpec | str, name: str | None = None) -> str:
         """Quoted physical name of a declared table (or of `schema`, `name`), for SQL text."""
@@ -532,10 +542,11 @@ def read_frame_once(
     url: str, sql: str, params: Mapping[str, Any] | None = None, plan_id: str | None = None
 ) -> pd.DataFrame:
     """Open the warehouse, read, close: for one-off reads that must not hold a DuckDB file.
-    With `plan_id`, `{raw}`, `{marts}`... in `sql` name that plan's schemas."""
+    With `plan_id`, the declared schemas in `sql` (`marts.kpi_scores`, or `{marts}`) name
+    that plan's own (see `Warehouse.plan_sql`)."""
     warehouse = Warehouse.from_url(url)
     if plan_id is not None:
-        sql = sql.format(**{s: warehouse.for_plan(plan_id).schema_name(s) for s in PLAN_SCHEMAS})
+        sql = warehouse.for_plan(plan_id).plan_sql(sql)
     try:
         return warehouse.read_frame(sql, params)
     finally:

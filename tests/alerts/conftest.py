@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.runs import run_days
 from kpi_pipeline.warehouse.engine import read_frame_once
 
@@ -183,7 +184,7 @@ class AlertProject:
         )
 
     def read(self, sql: str):
-        return read_frame_once(self.warehouse_url, sql)
+        return read_frame_once(self.warehouse_url, sql, plan_id=load_plan(self.plan_path).plan_id)
 
 
 def make_project(tmp_path: Path, hold_hours: int = 0, alerts: bool = True) -> AlertProject:

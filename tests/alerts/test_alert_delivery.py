@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from kpi_pipeline.definitions import build_definitions
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.reports.scorecard import format_scorecard, latest_closed_scores
 from kpi_pipeline.warehouse.engine import Warehouse
 
@@ -169,7 +170,7 @@ def test_provisional_period_is_held_then_sent_once_settled(project_factory, chan
     assert list(held.itertuples(index=False, name=None)) == [("2026-W02", "provisional", None)]
     assert (slack.requests, len(smtp.received)) == (0, 0)
     # The scorecard says why the off-track week has not been alerted yet.
-    warehouse = Warehouse.from_url(project.warehouse_url)
+    warehouse = Warehouse.from_url(project.warehouse_url, load_plan(project.plan_path).plan_id)
     try:
         card = format_scorecard(latest_closed_scores(warehouse)).splitlines()
     finally:

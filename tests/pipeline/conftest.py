@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.runs import run_days
 from kpi_pipeline.warehouse.engine import read_frame_once
 
@@ -96,7 +97,7 @@ class TinyProject:
         return run_days(self.plan_path, first, last, warehouse_url=self.warehouse_url)
 
     def read(self, sql: str):
-        return read_frame_once(self.warehouse_url, sql)
+        return read_frame_once(self.warehouse_url, sql, plan_id=load_plan(self.plan_path).plan_id)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_validate_locates_errors(tmp_path, capsys):
     broken.write_text(text.replace("timezone: America/Toronto", "timezone: Mars/Olympus"))
     assert main(["validate", str(broken)]) == 2
     err = capsys.readouterr().err
-    assert f"{broken}:9: timezone: unknown IANA timezone 'Mars/Olympus'" in err
+    assert f"{broken}:10: timezone: unknown IANA timezone 'Mars/Olympus'" in err
 
 
 def test_schema_is_the_plan_json_schema(capsys):
@@ -38,7 +38,7 @@ def test_run_then_scorecard(tiny_project, monkeypatch, capsys):
     )
     assert code == 0
     assert "materialized 8 day(s) 2026-01-05..2026-01-12" in capsys.readouterr().out
-    assert main(["scorecard"]) == 0
+    assert main(["scorecard", "--plan", str(tiny_project.plan_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == [
         "objective", "KPI", "grain", "period", "value", "expected", "target", "status"

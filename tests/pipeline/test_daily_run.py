@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+from kpi_pipeline.runs import step_failures
+
 KPI_TABLES = [
     "raw.csv_traffic",
     "raw.csv_events",
@@ -151,11 +153,12 @@ def test_a_failed_run_leaves_the_warehouse_as_it_was(ran):
     project.export_path.write_text(text.replace(",key_events,", ",purchases,"), encoding="utf-8")
     failed = project.run()
     assert not failed.success
-    failure = next(e for e in failed.all_events if e.is_step_failure)
-    cause = failure.step_failure_data.error.cause
-    assert cause.cls_name == "CsvFormatError"
-    assert f"{project.export_path.resolve()}:1: the header does not match" in cause.message
-    assert "missing key_events (one of: key_events, key events" in cause.message
+    message = step_failures(failed)["csv_exports"]
+    # The file held the run's days when it last read well: its failure fails the run.
+    assert message.startswith(f"{project.export_path.resolve()}:1: the header does not match")
+    assert "The file held 2026-01-05..2026-01-12 when it last read well" in message
+    assert "missing key_events (one of: key_events, key events" in message
+    assert "This run changed nothing" in message
     for table in KPI_TABLES:
         assert_frame_equal(project.read(f"select * from {table}"), before[table])
 

@@ -31,6 +31,7 @@ def shoppers_values(tmp_path_factory) -> pd.DataFrame:
         url,
         "select period_label, segment_type, segment, numerator, denominator, value "
         "from marts.kpi_values where kpi_id = 'purchase_conversion_rate'",
+        plan_id="online_shoppers",
     )
 
 

@@ -7,10 +7,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from kpi_pipeline.definitions import DEFAULT_PLAN
-from kpi_pipeline.sources.demo_data import write_demo_exports
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.runs import run_days, step_failures
+from kpi_pipeline.sources.demo_data import write_demo_exports
 from kpi_pipeline.warehouse.engine import read_frame_once
 
 __all__ = ["FIRST_DAY", "LAST_DAY", "DemoProject", "step_failures"]
@@ -37,6 +37,4 @@ class DemoProject:
         return run_days(self.plan_path, first, last, warehouse_url=self.warehouse_url)
 
     def read(self, sql: str):
-        return read_frame_once(self.warehouse_url, sql)
-
-
+        return read_frame_once(self.warehouse_url, sql, plan_id=load_plan(self.plan_path).plan_id)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.defs.sources.file_metadata import file_load_metadata
@@ -19,6 +19,7 @@ def build_csv_assets(
         dg.AssetSpec(
             table_key(CSV_TRAFFIC),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"csv", "pandas"},
             description="Daily sessions, engaged sessions and key events from the CSV exports.",
             metadata={"grain": CSV_TRAFFIC.grain},
@@ -26,6 +27,7 @@ def build_csv_assets(
         dg.AssetSpec(
             table_key(CSV_EVENTS),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"csv", "pandas"},
             description="Daily event counts by event name (e.g. form starts and submits).",
             metadata={"grain": CSV_EVENTS.grain},

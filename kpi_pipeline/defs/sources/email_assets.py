@@ -9,7 +9,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.loading.email import EmailRead, email_start, load_email_sources
@@ -80,6 +80,7 @@ def build_email_assets(
         dg.AssetSpec(
             table_key(EMAIL_CAMPAIGNS),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds=kinds,
             description="Email campaigns by send day: sent, delivered, bounces, unique opens "
             "(machine opens left out where flagged), unique clicks, unsubscribes.",
@@ -88,6 +89,7 @@ def build_email_assets(
         dg.AssetSpec(
             table_key(EMAIL_LIST_GROWTH),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds=kinds,
             description="Daily audience growth: subscribes, unsubscribes, other adds, removes.",
             metadata={"grain": EMAIL_LIST_GROWTH.grain},

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 import dagster as dg
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 
-from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.loading.errors import LoadError
@@ -94,6 +94,7 @@ def build_ga4_assets(
         dg.AssetSpec(
             table_key(GA4_TRAFFIC),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"googleanalytics", "pandas"},
             description="Daily sessions, engaged sessions and key events from the GA4 Data API.",
             metadata={"grain": GA4_TRAFFIC.grain},
@@ -101,6 +102,7 @@ def build_ga4_assets(
         dg.AssetSpec(
             table_key(GA4_EVENTS),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"googleanalytics", "pandas"},
             description="Daily counts of the events the plan's measures name, from GA4.",
             metadata={"grain": GA4_EVENTS.grain},
@@ -108,6 +110,7 @@ def build_ga4_assets(
         dg.AssetSpec(
             table_key(GA4_PERIOD_USERS),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"googleanalytics", "pandas"},
             description="Users KPIs' counts per period, one GA4 request per period "
             "(users are not additive across days).",
@@ -116,6 +119,7 @@ def build_ga4_assets(
         dg.AssetSpec(
             table_key(GA4_EXTRACT_LOG),
             group_name="sources",
+            deps=[PLAN_SOURCES_KEY],
             kinds={"googleanalytics", "pandas"},
             description="How each GA4 day was pulled: sampling, thresholding, time zone, quota.",
             metadata={"grain": GA4_EXTRACT_LOG.grain},

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from kpi_pipeline.defs.keys import table_key
+from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.defs.sources.file_metadata import file_load_metadata
@@ -18,6 +18,7 @@ def build_session_csv_assets(
     rows_spec = dg.AssetSpec(
         table_key(SESSION_ROWS),
         group_name="sources",
+        deps=[PLAN_SOURCES_KEY],
         kinds={"csv", "pandas"},
         description="One row per visit from session-level CSV files, dated and flagged.",
         metadata={"grain": SESSION_ROWS.grain},

@@ -187,7 +187,7 @@ def _run(
 
 
 def _read(url: str, sql: str) -> pd.DataFrame:
-    return read_frame_once(url, sql)
+    return read_frame_once(url, sql, plan_id="plan")
 
 
 def _week(values: pd.DataFrame, kpi_id: str, segment: str) -> pd.Series:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fake_ga4 import FakeGa4, serve
 
+from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.runs import run_days
 from kpi_pipeline.sources.ga4.client import open_client
 from kpi_pipeline.warehouse.engine import read_frame_once
@@ -133,7 +134,7 @@ class Ga4Project:
         )
 
     def read(self, sql: str):
-        return read_frame_once(self.warehouse_url, sql)
+        return read_frame_once(self.warehouse_url, sql, plan_id=load_plan(self.plan_path).plan_id)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""PostgreSQL for the warehouse tests: one database per test run, emptied between tests.
+"""PostgreSQL for the tests that need a server: one database per test run, emptied between tests.
 
 The server comes from `KPI_TEST_POSTGRES_URL` (default: the local trust-auth server at
 127.0.0.1:5432, user postgres). Unreachable, the tests skip with a message saying how to
