@@ -12,7 +12,7 @@ demo: $(VENV)/.installed
 	$(BIN)/kpi-pipeline validate plan_config/demo.yaml
 	$(BIN)/kpi-pipeline demo-data --out data/demo --start $(DEMO_FROM) --end $(DEMO_TO)
 	$(BIN)/kpi-pipeline run --plan plan_config/demo.yaml --from $(DEMO_FROM) --to $(DEMO_TO)
-	$(BIN)/kpi-pipeline scorecard
+	$(BIN)/kpi-pipeline scorecard --plan plan_config/demo.yaml
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ fresh client process using the real `BetaAnalyticsDataClient`, so its peak RSS (
 is its own:
 
 - extract: pages parsed into typed frames by the extractor, then dropped (the client alone);
-- streaming: the production path (`load_day` of the GA4 assets): each page parsed and
+- streaming: the production path (`load_day` of `kpi_pipeline.loading.ga4`): each page parsed and
   bulk-inserted into DuckDB in the day's transaction, then dropped;
 - naive: every page's rows collected as dicts into one DataFrame, then `DataFrame.to_sql`.
 
@@ -93,7 +93,7 @@ def client(
     mode: str, target: str, page_size: int, db: str, day: dt.date, memory_limit: str | None
 ) -> None:
     """Client process: one load, then a JSON line with rows, seconds and peak RSS."""
-    from kpi_pipeline.defs.sources.ga4_assets import load_day
+    from kpi_pipeline.loading.ga4 import load_day
     from kpi_pipeline.plan.ga4 import Ga4Source
     from kpi_pipeline.sources.ga4 import TRAFFIC_REPORT, Ga4Extractor
     from kpi_pipeline.sources.ga4.client import open_client
