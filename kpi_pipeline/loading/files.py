@@ -197,11 +197,12 @@ def _refuse_unsafe(
                 for p, (first, last) in read.file_days.items()
                 if first is not None and last is not None and first <= day <= last
             ]
-            why = (
-                f"{len(covering)} file(s) covering it hold no valid row for it"
-                if covering
-                else f"none of the {read.load.files_matched} matching file(s) covers it"
-            )
+            if covering:
+                why = f"{len(covering)} file(s) covering it hold no valid row for it"
+            elif read.load.files_matched:
+                why = f"none of the {read.load.files_matched} matching file(s) covers it"
+            else:
+                why = "no file matches the glob"
             missing.append(MissingDay(read.source_id, day, count, f"'{read.load.glob}'", why))
     if bad_covering:
         raise LoadError(
