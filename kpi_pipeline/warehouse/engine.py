@@ -93,6 +93,20 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
     return name
 
 
+# A plan id prefixes its schemas (`<id>_intermediate`): 40 characters keep every schema name
+# within PostgreSQL's 63 bytes, which it would otherwise cut silently (and collide).
+PLAN_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def validate_plan_id(plan_id: str) -> str:
+    if not PLAN_ID.fullmatch(plan_id):
+        raise WarehouseError(
+            f"plan id {plan_id!r} is not usable: lower-case letters, digits and underscores, "
+            "starting with a letter, at most 40 characters (it prefixes the plan's schemas)"
+        )
+    return plan_id
+
+
 def create_warehouse_engine(url: str) -> Engine:
     """Engine for `url`; a DuckDB file's folder is created on first use.
 
@@ -141,6 +155,7 @@ SHARED_SCHEMA = "meta"
 PLAN_SCHEMAS = ("raw", "plan", "staging", "intermediate", "marts")
 # A declared schema name used as a qualifier in SQL text (`marts.kpi_scores`), not part of
 # a longer name (`demo_marts.`) or a column reference (`t.marts.x`).
+_SCHEMA_PLACEHOLDER = re.compile(r"\{(raw|plan|staging|intermediate|marts)\}")
 _DECLARED_SCHEMA = re.compile(r"(?<![\w.\"])(raw|plan|staging|intermediate|marts)\.(?=[a-z_\"])")
 
 
@@ -153,7 +168,7 @@ class Warehouse:
 
     def __init__(self, engine: Engine, plan_id: str | None = None):
         self.engine = engine
-        self.plan_id = validate_identifier(plan_id, "plan id") if plan_id else None
+        self.plan_id = None if plan_id is None else validate_plan_id(plan_id)
         self._migrated = False
 
     @classmethod
@@ -173,8 +188,7 @@ class Warehouse:
     def plan_sql(self, sql: str) -> str:
         """`sql` written with declared schemas (`select * from marts.kpi_scores`, or
         `{marts}.kpi_scores`) made to read this plan's own (`demo_marts.kpi_scores`)."""
-        if "{" in sql:
-            sql = sql.format(**{s: self.schema_name(s) for s in PLAN_SCHEMAS})
+        sql = _SCHEMA_PLACEHOLDER.sub(lambda m: self.schema_name(m.group(1)), sql)
         return _DECLARED_SCHEMA.sub(lambda m: f"{self.schema_name(m.group(1))}.", sql)
 
     def relation(self, spec_or_schema: TableSpec | str, name: str | None = None) -> str:
@@ -340,11 +354,9 @@ class Warehouse:
         """Rows of `partition`, grouped by column `by` (or `{None: n}`)."""
         table = self.table(spec)
         key = table.c[by] if by else sa.literal(None)
-        query = (
-            sa.select(key, sa.func.count()).where(partition.condition(table)).group_by(key)
-            if by
-            else sa.select(key, sa.func.count()).where(partition.condition(table))
-        )
+        query = sa.select(key, sa.func.count()).select_from(table).where(partition.condition(table))
+        if by:
+            query = query.group_by(key)
         return {row[0]: int(row[1]) for row in conn.execute(query) if row[1]}
 
     def rewrite_table(self, spec: TableSpec, frame: pd.DataFrame) -> int:

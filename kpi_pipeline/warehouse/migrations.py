@@ -157,6 +157,14 @@ def evolve_table(warehouse: Warehouse, conn: Connection, spec: TableSpec) -> lis
     if warehouse.is_postgres:
         for columns in spec.indexes:
             index = f"ix_{spec.name}_{'_'.join(columns)}"[:63]
+            # Look first: even `create index if not exists` takes a SHARE lock on the table,
+            # which would queue this check behind any run writing it.
+            known = conn.execute(
+                sa.text("select 1 from pg_indexes where schemaname = :s and indexname = :i"),
+                {"s": schema, "i": index},
+            ).first()
+            if known is not None:
+                continue
             q = warehouse.engine.dialect.identifier_preparer.quote
             conn.exec_driver_sql(
                 f"create index if not exists {q(index)} on {q(schema)}.{q(spec.name)} "

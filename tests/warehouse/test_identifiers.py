@@ -1,8 +1,10 @@
 """Identifiers from configuration cannot carry SQL: plan validation rejects them, located.
 
-Plan ids reach the warehouse as values (bulk-loaded, never spliced into SQL text), and table,
-schema and column names come from code, always quoted. Still, an id that looks like SQL is a
-mistake or an attack: the loader refuses it before anything runs.
+Ids of KPIs, tactics, sources... reach the warehouse as values (bulk-loaded, never spliced
+into SQL text), and table, schema and column names come from code, always quoted. A plan's
+own id prefixes its schema names (`demo` -> `demo_raw`), so it must be a plain identifier.
+Still, an id that looks like SQL is a mistake or an attack: the loader refuses it before
+anything runs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ INJECTION = "x'); drop table marts.kpi_snapshots; --"
 @pytest.mark.parametrize(
     ("old", "new", "path"),
     [
+        pytest.param(
+            "id: demo",
+            'id: "demo; drop schema demo_raw cascade"',
+            "id",
+            id="plan-id",
+        ),
+        pytest.param("id: demo", "id: Demo_EU", "id", id="plan-id-with-capitals"),
         pytest.param(
             "- id: online_conversion_rate",
             f'- id: "{INJECTION}"',

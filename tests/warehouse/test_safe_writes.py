@@ -6,6 +6,7 @@ Each writer is a separate process, as in production: the test pauses it at a kno
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,10 +14,13 @@ import sys
 import textwrap
 import time
 
+import pandas as pd
 import pytest
 from demo_project import FIRST_DAY, LAST_DAY, DemoProject, step_failures
 
+from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.warehouse.partitions import Match
 
 # A worker that replaces the day 2026-01-02 of raw.loads with `rows` new rows, streamed in
 # two frames: after the first has gone into the load it says "loading" and waits for a line
@@ -28,6 +32,7 @@ LOAD_WORKER = textwrap.dedent(
     import pandas as pd
     from kpi_pipeline.lib.tables import TableSpec
     from kpi_pipeline.warehouse.engine import Warehouse
+    from kpi_pipeline.warehouse.partitions import Match
 
     url, label, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
     spec = TableSpec("raw", "loads", (("day", "date"), ("label", "text"), ("n", "bigint")), "t")
@@ -46,7 +51,7 @@ LOAD_WORKER = textwrap.dedent(
             print(conn.exec_driver_sql("select pg_backend_pid()").scalar_one(), flush=True)
         else:
             print(0, flush=True)
-        wh.replace_rows(conn, spec, frames(), "day = :day", {"day": dt.date(2026, 1, 2)})
+        wh.replace_rows(conn, spec, frames(), Match({"day": dt.date(2026, 1, 2)}))
     print("committed", flush=True)
     """
 )
@@ -148,7 +153,7 @@ def test_sigkill_mid_load_leaves_the_warehouse_unchanged_and_the_next_run_is_cor
 
 
 def test_a_second_run_of_the_same_partition_is_refused_while_the_first_writes(
-    warehouse_url, tmp_path
+    warehouse_url, tmp_path, monkeypatch
 ):
     project = DemoProject.create(tmp_path, warehouse_url)
     result = project.run()
@@ -164,13 +169,17 @@ def test_a_second_run_of_the_same_partition_is_refused_while_the_first_writes(
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
+        # The loser must fail at once; should it wait on the holder's locks instead, a lock
+        # timeout makes it fail (the holder only commits once the loser has returned).
+        monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=30s")
         loser = project.run()
+        monkeypatch.delenv("PGOPTIONS")
         assert not loser.success
         failures = step_failures(loser)
         message = next(iter(failures.values()))
         if warehouse_url.startswith("postgresql"):
             assert list(failures) == ["csv_exports"]
-            assert "raw.csv_traffic: another run is replacing the same partition" in message
+            assert "demo_raw.csv_traffic: another run is replacing the same partition" in message
             assert f"first_day={FIRST_DAY}, last_day={LAST_DAY}, source_id=ga4_export" in message
         else:
             assert f"is in use by another process (PID {holder.pid})" in message
@@ -191,13 +200,39 @@ def test_a_second_run_of_the_same_partition_is_refused_while_the_first_writes(
     assert after == traffic_before
 
 
-# Replaces the demo source's days with one marker row and waits before committing.
+def test_on_postgres_checking_a_table_does_not_wait_for_a_writer_of_it(postgres_url):
+    # Every run checks its tables (`ensure_table`) before it claims its partition. That check
+    # must not queue behind another run's open write of the table: a second run of the same
+    # partition would wait instead of failing at once (and hang, if the first waits on it).
+    spec = TableSpec(
+        "raw",
+        "loads",
+        (("day", "date"), ("label", "text"), ("n", "bigint")),
+        "t",
+        indexes=(("day",),),
+    )
+    wh = Warehouse.from_url(postgres_url, "acme")
+    try:
+        wh.ensure_table(spec)
+        with wh.transaction() as writer:
+            frame = pd.DataFrame({"day": [dt.date(2026, 1, 2)], "label": ["w"], "n": [1]})
+            wh.replace_rows(writer, spec, frame, Match({"day": dt.date(2026, 1, 2)}))
+            with wh.transaction() as other:
+                other.exec_driver_sql("set local lock_timeout = '5s'")  # fail, never hang
+                wh.ensure_table(spec, other)
+    finally:
+        wh.dispose()
+
+
+# Replaces the demo source's days (in the demo plan's own raw schema) with one marker row
+# and waits before committing.
 HOLDER = textwrap.dedent(
     """
     import datetime as dt, sys
     import pandas as pd
     from kpi_pipeline.sources.csv_export import CSV_TRAFFIC
     from kpi_pipeline.warehouse.engine import Warehouse
+    from kpi_pipeline.warehouse.partitions import Days
 
     url = sys.argv[1]
     first, last = dt.date.fromisoformat(sys.argv[2]), dt.date.fromisoformat(sys.argv[3])
@@ -205,11 +240,9 @@ HOLDER = textwrap.dedent(
     row.update(source_id="ga4_export", date=first, source="holder", medium="x", campaign="x",
                landing_page="/", device="desktop", sessions=1, engaged_sessions=1,
                key_events=0.0, file="holder", line=1)
-    wh = Warehouse.from_url(url)
+    wh = Warehouse.from_url(url, "demo")
     with wh.transaction() as conn:
-        wh.replace_rows(conn, CSV_TRAFFIC, pd.DataFrame([row]),
-                        "source_id = :source_id and date between :first_day and :last_day",
-                        {"source_id": "ga4_export", "first_day": first, "last_day": last})
+        wh.replace_rows(conn, CSV_TRAFFIC, pd.DataFrame([row]), Days("ga4_export", first, last))
         print("holding", flush=True)
         sys.stdin.readline()
     print("committed", flush=True)

@@ -2,16 +2,21 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlglot
 
+from kpi_pipeline.lib.tables import TableSpec
+from kpi_pipeline.warehouse.engine import Warehouse
 from kpi_pipeline.warehouse.sql_models import (
     SqlModelError,
     discover_models,
     render_model,
+    run_model,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+THINGS = TableSpec("raw", "things", (("name", "text"),), grain="one row per thing")
 
 
 def _write(root: Path, relative: str, body: str, grain: str = "one row per thing") -> None:
@@ -110,6 +115,62 @@ def test_every_model_transpiles_and_parses_back(dialect):
 def test_refs_and_sources_render_to_schema_qualified_names():
     models = {m.name: m for m in discover_models(ROOT / "dbt_like_sql")}
     layer_of = {name: m.layer for name, m in models.items()}
-    sql = render_model(models["kpi_values"], layer_of, "duckdb")
-    assert "intermediate.int_measures_aggregated_daily" in sql
+    model = models["kpi_values"]
+    sql = render_model(model, layer_of, "duckdb")
+    assert model.refs and model.sources
+    for ref in model.refs:
+        assert f"{layer_of[ref]}.{ref}" in sql
+    for schema, table in model.sources:
+        assert f"{schema}.{table}" in sql
     assert "plan.calendar" in sql
+
+
+def test_a_plans_models_read_and_name_only_that_plans_schemas():
+    acme = Warehouse.from_url("duckdb:///:memory:", "acme")
+    models = discover_models(ROOT / "dbt_like_sql")
+    layer_of = {m.name: m.layer for m in models}
+    for model in models:
+        for dialect in ("duckdb", "postgresql"):
+            sql = render_model(model, layer_of, dialect, acme.schema_name)
+            target = "postgres" if dialect == "postgresql" else dialect
+            tables, _ = _shape(sql, target)
+            assert tables, model.name
+            assert all(schema.startswith("acme_") for schema, _ in tables), (model.name, tables)
+    model = {m.name: m for m in models}["kpi_values"]
+    sql = render_model(model, layer_of, "duckdb", acme.schema_name)
+    for ref in model.refs:
+        assert f"acme_{layer_of[ref]}.{ref}" in sql
+    for schema, table in model.sources:
+        assert f"acme_{schema}.{table}" in sql
+    assert "acme_plan.calendar" in sql
+
+
+def test_run_model_builds_a_plans_model_from_its_own_tables_only(warehouse_url, tmp_path):
+    _write(tmp_path, "staging/stg_things.sql", "select * from {{ source('raw', 'things') }}")
+    _write(
+        tmp_path,
+        "marts/thing_count.sql",
+        "select count(*) as n, min(name) as first_name from {{ ref('stg_things') }}",
+    )
+    models = discover_models(tmp_path)
+    layer_of = {m.name: m.layer for m in models}
+    unscoped = Warehouse.from_url(warehouse_url)
+    try:
+        for plan_id, names in (("acme", ["a1", "a2", "a3"]), ("beta", ["b1"])):
+            wh = unscoped.for_plan(plan_id)
+            wh.ensure_table(THINGS)
+            with wh.transaction() as conn:
+                wh.bulk_insert(conn, THINGS, pd.DataFrame({"name": names}))
+        counts = {}
+        for plan_id in ("acme", "beta"):
+            wh = unscoped.for_plan(plan_id)
+            assert [run_model(wh, model, layer_of) for model in models] == [None, 1]
+            counts[plan_id] = wh.read_frame(wh.plan_sql("select * from marts.thing_count"))
+        assert counts["acme"].to_dict("records") == [{"n": 3, "first_name": "a1"}]
+        assert counts["beta"].to_dict("records") == [{"n": 1, "first_name": "b1"}]
+        # Each plan's view and table live in its own schemas, none in the declared ones.
+        assert unscoped.for_plan("acme").table_exists("staging", "stg_things")
+        assert not unscoped.table_exists("staging", "stg_things")
+        assert not unscoped.table_exists("marts", "thing_count")
+    finally:
+        unscoped.dispose()
