@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -11,10 +13,31 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from kpi_pipeline.plan.base import IDENTIFIER_PATTERN, PLAN_ID_PATTERN
 from kpi_pipeline.plan.checks import Path, check_plan, format_path
 from kpi_pipeline.plan.models import Plan
+
+# Limits against hostile or broken plan files: a real plan is a few KB, a few hundred values and
+# fewer than ten levels deep. Each limit turns into a located error, quickly, in bounded memory.
+MAX_PLAN_BYTES = 1_000_000  # checked before parsing
+MAX_DEPTH = 64  # levels of nested lists and mappings, also through aliases
+MAX_VALUES = 100_000  # values (nodes) in the plan, counting each expansion of an alias
+MAX_NUMBER_CHARS = 100  # longer numbers are refused before conversion (`1:2:3...` is quadratic)
+
+_CORE = "tag:yaml.org,2002:"
+# The only tags a plan may write explicitly, by kind of node: standard YAML types.
+_ALLOWED_TAGS: dict[type[yaml.Node], frozenset[str]] = {
+    yaml.ScalarNode: frozenset(
+        _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")
+    ),
+    yaml.SequenceNode: frozenset({_CORE + "seq"}),
+    yaml.MappingNode: frozenset({_CORE + "map"}),
+}
+_NUMBER_TAGS = frozenset({_CORE + "int", _CORE + "float"})
 
 
 @dataclass(frozen=True)
@@ -76,16 +99,7 @@ def load_plan(path: str | FsPath) -> LoadedPlan:
     """Read, parse and validate a plan; raise `PlanError` listing every problem."""
     file = FsPath(path)
     shown = str(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([PlanIssue(shown, 1, "", "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise PlanError([PlanIssue(shown, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise PlanError(
-            [PlanIssue(shown, 1, "", f"cannot read the file ({exc.strerror})")]
-        ) from None
+    text = _read_text(file, shown)
     data, lines = _parse_yaml(text, shown)
     try:
         plan = Plan.model_validate(data)
@@ -99,6 +113,43 @@ def load_plan(path: str | FsPath) -> LoadedPlan:
     if problems:
         raise PlanError([_issue(shown, lines, p.path, p.message) for p in problems])
     return LoadedPlan(plan=plan, path=file.resolve())
+
+
+def _read_text(file: FsPath, shown: str) -> str:
+    """The file's text, refusing files over `MAX_PLAN_BYTES` before reading them whole."""
+    try:
+        with file.open("rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > MAX_PLAN_BYTES:
+                raise PlanError([_too_big(shown, size)])
+            data = stream.read(MAX_PLAN_BYTES + 1)  # also bounds special files (/dev/zero)
+    except FileNotFoundError:
+        raise PlanError([PlanIssue(shown, 1, "", "file not found")]) from None
+    except OSError as exc:
+        raise PlanError(
+            [PlanIssue(shown, 1, "", f"cannot read the file ({exc.strerror})")]
+        ) from None
+    if len(data) > MAX_PLAN_BYTES:
+        raise PlanError([_too_big(shown, None)])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError([PlanIssue(shown, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
+    # Universal newlines, as text mode would give.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _too_big(shown: str, size: int | None) -> PlanIssue:
+    limit = f"{MAX_PLAN_BYTES / 1_000_000:g} MB"
+    # Rounded up, so a plan just over the limit does not read as "1 MB, more than 1 MB".
+    actual = f"{math.ceil(size / 100_000) / 10:g} MB" if size is not None else f"over {limit}"
+    return PlanIssue(
+        shown,
+        1,
+        "",
+        f"the plan is {actual}, more than the {limit} limit (a plan is a few KB: "
+        "is this the right file?)",
+    )
 
 
 def _pydantic_message(err: dict[str, Any]) -> str:
@@ -136,74 +187,270 @@ def _issue(file: str, lines: dict[Path, int], loc: Path, message: str) -> PlanIs
     return PlanIssue(file, line, format_path(path), message)
 
 
+class _Refused(Exception):
+    """A limit hit while parsing: becomes a located `PlanIssue`."""
+
+    def __init__(self, line: int, path: Path, message: str):
+        super().__init__(message)
+        self.line = line
+        self.path = path
+        self.message = message
+
+
+class _AliasNode(yaml.Node):
+    """An alias (`*name`) where it is used: the aliased node, at the alias's own line."""
+
+    id = "alias"
+
+    def __init__(self, name: str, target: yaml.Node, event: yaml.AliasEvent):
+        super().__init__(target.tag, target, event.start_mark, event.end_mark)
+        self.name = name
+
+
+class _Limits:
+    """Composing within `MAX_DEPTH` and `MAX_VALUES`, refusing recursive aliases, marking
+    aliases where they are used and recording explicit tags (mixed into a PyYAML loader)."""
+
+    def _init_limits(self) -> None:
+        self.plan_depth = 0
+        self.plan_values = 0
+        self.plan_open_anchors: set[str] = set()  # anchors of the collections being composed
+        self.plan_explicit_tags: dict[int, str] = {}  # id(node) -> tag written in the file
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        self.plan_values += 1
+        if self.plan_values > MAX_VALUES:
+            raise _Refused(line, (), f"the plan has more than {MAX_VALUES:,} values")
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.plan_open_anchors:
+                raise _Refused(
+                    line,
+                    (),
+                    f"alias *{event.anchor} is used inside the value it names "
+                    "(a recursive alias would be infinite)",
+                )
+            target = super().compose_node(parent, index)
+            return _AliasNode(event.anchor, target, event)
+        collection = isinstance(event, yaml.CollectionStartEvent)
+        if collection:
+            if self.plan_depth >= MAX_DEPTH:
+                raise _Refused(line, (), f"nested deeper than {MAX_DEPTH} levels")
+            self.plan_depth += 1
+            if event.anchor is not None:
+                self.plan_open_anchors.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if collection:
+                self.plan_depth -= 1
+                self.plan_open_anchors.discard(event.anchor)
+        if getattr(event, "tag", None) not in (None, "!"):
+            self.plan_explicit_tags[id(node)] = event.tag
+        return node
+
+
+class _PythonComposer(_Limits, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader, with the limits."""
+
+    def __init__(self, text: str):
+        yaml.SafeLoader.__init__(self, text)
+        self._init_limits()
+
+
+_Composer: type[_Limits] = _PythonComposer
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure-Python parser, ~5x slower
+    pass
+else:
+
+    class _LibyamlComposer(_Limits, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's parser (events) under PyYAML's Python composer, with the limits: the
+        same nodes as `_PythonComposer`, scanned ~5x faster (1 MB of values in 0.3 s)."""
+
+        def __init__(self, text: str):
+            CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            Composer.__init__(self)
+            self._init_limits()
+
+    _Composer = _LibyamlComposer
+
+
 def _parse_yaml(text: str, shown: str) -> tuple[Any, dict[Path, int]]:
     """Parse YAML keeping the (1-based) line of every node and rejecting duplicate keys."""
+    loader: Any = None
     try:
-        loader = yaml.SafeLoader(text)
+        yaml.reader.Reader(text)  # refuses control characters, naming them (libyaml does not)
+        loader = _Composer(text)
         node = loader.get_single_node()
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
-        raise PlanError(
-            [
-                PlanIssue(
-                    shown,
-                    line,
-                    "",
-                    f"YAML cannot contain {exc.reason}: character {exc.character!r}",
-                )
-            ]
-        ) from None
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
+        message = f"YAML cannot contain the special character {chr(code)!r} (U+{code:04X})"
+        raise PlanError([PlanIssue(shown, line, "", message)]) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else 1
-        raise PlanError([PlanIssue(shown, line, "", f"YAML syntax error: {exc.problem}")]) from None
+        raise PlanError([_syntax_issue(text, shown, exc)]) from None
+    except _Refused as exc:
+        raise PlanError([PlanIssue(shown, exc.line, "", exc.message)]) from None
+    except RecursionError:
+        # Composing recurses once per level and `_Limits` stops at MAX_DEPTH, so this only
+        # happens when the loader runs on an already deep stack.
+        raise PlanError(
+            [PlanIssue(shown, _current_line(loader), "", f"nested deeper than {MAX_DEPTH} levels")]
+        ) from None
     if node is None:
         raise PlanError([PlanIssue(shown, 1, "", "the file is empty")])
+    try:
+        data, lines = _convert(node, loader, shown)
+    except _Refused as exc:
+        raise PlanError([PlanIssue(shown, exc.line, format_path(exc.path), exc.message)]) from None
+    except RecursionError:  # as above: converting recurses at most MAX_DEPTH levels
+        raise PlanError(
+            [PlanIssue(shown, 1, "", f"nested deeper than {MAX_DEPTH} levels")]
+        ) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _syntax_issue(text: str, shown: str, exc: yaml.MarkedYAMLError) -> PlanIssue:
+    mark = exc.problem_mark
+    if mark is None:
+        return PlanIssue(shown, 1, "", f"YAML syntax error: {exc.problem}")
+    lines = text.split("\n")
+    line = min(mark.line + 1, len(lines))  # libyaml may place an error after the last line
+    if exc.problem == "exceeded maximum nesting depth":  # libyaml's own limit, 1000 levels
+        return PlanIssue(shown, line, "", f"nested deeper than {MAX_DEPTH} levels")
+    problem = exc.problem
+    if problem == "found character that cannot start any token" and mark.line < len(lines):
+        # libyaml does not name the character (PyYAML does): a tab, most of the time.
+        character = lines[mark.line][mark.column : mark.column + 1]
+        problem = f"found character {character!r} that cannot start any token"
+    return PlanIssue(shown, line, "", f"YAML syntax error: {problem}")
+
+
+def _current_line(loader: Any) -> int:
+    """The line the parser had reached (after a RecursionError: its state is unknown)."""
+    if isinstance(getattr(loader, "line", None), int):  # PyYAML's reader
+        return loader.line + 1
+    try:
+        return loader.peek_event().start_mark.line + 1  # libyaml's next event
+    except Exception:
+        return 1
+
+
+def _convert(root: yaml.Node, loader: Any, shown: str) -> tuple[Any, dict[Path, int]]:
+    """Python values from the composed nodes, expanding aliases within the same limits."""
     lines: dict[Path, int] = {}
-    duplicates: list[PlanIssue] = []  # duplicate or unusable keys
+    problems: list[PlanIssue] = []  # duplicate or unusable keys, refused tags and numbers
+    visited = 0
 
-    def convert(current: yaml.Node, path: Path) -> Any:
+    def refuse(node: yaml.Node, path: Path, message: str) -> None:
+        problems.append(PlanIssue(shown, node.start_mark.line + 1, format_path(path), message))
+
+    def tag_refused(node: yaml.Node, path: Path) -> bool:
+        tag = loader.plan_explicit_tags.get(id(node))
+        if tag is None or tag in _ALLOWED_TAGS[type(node)]:
+            return False
+        written = f"!!{tag.removeprefix(_CORE)}" if tag.startswith(_CORE) else tag
+        refuse(
+            node,
+            path,
+            f"YAML tag {written} is not allowed: a plan may only use the standard tags "
+            "!!str, !!int, !!float, !!bool, !!null, !!timestamp on values, !!seq on lists "
+            "and !!map on mappings",
+        )
+        return True
+
+    # `alias` is the outermost alias being expanded (and its path), named by limit errors.
+    def convert(
+        current: yaml.Node, path: Path, depth: int, alias: tuple[_AliasNode, Path] | None
+    ) -> Any:
+        nonlocal visited
+        if isinstance(current, _AliasNode):
+            value = convert(current.value, path, depth, alias or (current, path))
+            lines[path] = current.start_mark.line + 1  # errors point at the alias, not the anchor
+            return value
         lines[path] = current.start_mark.line + 1
-        if isinstance(current, yaml.MappingNode):
-            result: dict[Any, Any] = {}
-            for key_node, value_node in current.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    duplicates.append(
-                        PlanIssue(
-                            shown,
-                            key_node.start_mark.line + 1,
-                            format_path(path),
-                            "a key must be a plain word, not a list or a mapping",
-                        )
-                    )
-                    continue
-                # Keys are names: `2024:` is the key "2024", so errors and lines agree.
-                key = str(convert_scalar(key_node))
-                if key in result:
-                    duplicates.append(
-                        PlanIssue(
-                            shown,
-                            key_node.start_mark.line + 1,
-                            format_path((*path, str(key))),
-                            "duplicate key (YAML would silently keep the last one)",
-                        )
-                    )
-                result[key] = convert(value_node, (*path, key))
-                lines[(*path, key)] = key_node.start_mark.line + 1
-            return result
+        visited += 1
+        if visited > MAX_VALUES:
+            if alias is None:
+                raise _Refused(
+                    current.start_mark.line + 1,
+                    path,
+                    f"the plan has more than {MAX_VALUES:,} values",
+                )
+            alias_node, alias_path = alias
+            raise _Refused(
+                alias_node.start_mark.line + 1,
+                alias_path,
+                f"alias *{alias_node.name} expands the plan past {MAX_VALUES:,} values "
+                "(aliases must not multiply the plan)",
+            )
+        if isinstance(current, yaml.ScalarNode):
+            return convert_scalar(current, path)
+        if tag_refused(current, path):
+            return None
+        if depth >= MAX_DEPTH:
+            if alias is None:
+                raise _Refused(
+                    current.start_mark.line + 1, path, f"nested deeper than {MAX_DEPTH} levels"
+                )
+            alias_node, alias_path = alias
+            raise _Refused(
+                alias_node.start_mark.line + 1,
+                alias_path,
+                f"alias *{alias_node.name} nests the plan deeper than {MAX_DEPTH} levels",
+            )
         if isinstance(current, yaml.SequenceNode):
-            return [convert(item, (*path, i)) for i, item in enumerate(current.value)]
-        return convert_scalar(current)
+            return [
+                convert(item, (*path, i), depth + 1, alias) for i, item in enumerate(current.value)
+            ]
+        result: dict[Any, Any] = {}
+        for key_node, value_node in current.value:
+            if isinstance(key_node, _AliasNode):
+                key_node = key_node.value
+            if not isinstance(key_node, yaml.ScalarNode):
+                refuse(key_node, path, "a key must be a plain word, not a list or a mapping")
+                continue
+            # Keys are names: `2024:` is the key "2024", so errors and lines agree.
+            key = str(convert_scalar(key_node, path))
+            if key in result:
+                refuse(
+                    key_node,
+                    (*path, key),
+                    "duplicate key (YAML would silently keep the last one)",
+                )
+            result[key] = convert(value_node, (*path, key), depth + 1, alias)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+        return result
 
-    def convert_scalar(scalar: yaml.Node) -> Any:
+    def convert_scalar(scalar: yaml.ScalarNode, path: Path) -> Any:
+        if tag_refused(scalar, path):
+            return None
+        if scalar.tag in _NUMBER_TAGS and len(scalar.value) > MAX_NUMBER_CHARS:
+            refuse(
+                scalar,
+                path,
+                f"a number written with {len(scalar.value):,} characters: plan numbers have "
+                f"at most {MAX_NUMBER_CHARS}",
+            )
+            return None
         try:
             return loader.construct_object(scalar, deep=True)
-        except (ValueError, yaml.constructor.ConstructorError):
+        except Exception:  # any failure is reported below, never as a traceback
+            if id(scalar) in loader.plan_explicit_tags:
+                written = f"!!{scalar.tag.removeprefix(_CORE)}"
+                refuse(scalar, path, f"{scalar.value!r} is not a valid {written} value")
+                return None
             # e.g. an impossible date such as 2026-02-30: let the model report it in place.
             return scalar.value
 
-    data = convert(node, ())
-    loader.dispose()
-    if duplicates:
-        raise PlanError(duplicates)
+    data = convert(root, (), 0, None)
+    if problems:
+        raise PlanError(problems)
     return data, lines
