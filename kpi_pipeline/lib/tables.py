@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kpi_pipeline.lib.checks import Expect
+
 ColumnType = Literal["text", "date", "bigint", "integer", "double", "boolean", "timestamp"]
 
 
@@ -22,6 +24,8 @@ class TableSpec:
     # Column lists indexed on PostgreSQL (partition filters); DuckDB's zone maps prune those
     # scans already and its indexes would slow bulk loads.
     indexes: tuple[tuple[str, ...], ...] = ()
+    # What its rows must satisfy, checked after every load (kpi_pipeline/checks/).
+    checks: tuple[Expect, ...] = ()
 
     @property
     def qualified_name(self) -> str:

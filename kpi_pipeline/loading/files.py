@@ -17,6 +17,7 @@ import pandas as pd
 
 from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.loading.context import RunDays
+from kpi_pipeline.loading.coverage import SOURCE_DAYS, coverage_frame, rows_by_day
 from kpi_pipeline.loading.errors import LoadError, MissingDay, MissingDaysError, describe_days
 from kpi_pipeline.loading.manifest import (
     FILE_MANIFEST,
@@ -25,6 +26,7 @@ from kpi_pipeline.loading.manifest import (
     entries_of,
     manifest_rows,
 )
+from kpi_pipeline.metrics.periods import ONE_DAY
 from kpi_pipeline.plan.csv_config import CsvSource
 from kpi_pipeline.plan.session_csv_config import SessionCsvSource
 from kpi_pipeline.sources.csv_export import CSV_EVENTS, CSV_TRAFFIC, read_csv_exports
@@ -53,6 +55,8 @@ class FileSourceLoad:
     emptied_days: list[dt.date] = field(default_factory=list)  # accepted as empty
     formats: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Dated rows (valid or quarantined) read from the files but outside the run's days.
+    rows_outside_days: int = 0
 
 
 @dataclass
@@ -72,7 +76,7 @@ _READERS: dict[type, tuple[Callable[..., Any], tuple[TableSpec, ...]]] = {
     SessionCsvSource: (read_session_csvs, (SESSION_ROWS,)),
 }
 
-FILE_TABLES = (CSV_TRAFFIC, CSV_EVENTS, SESSION_ROWS, QUARANTINE, FILE_MANIFEST)
+FILE_TABLES = (CSV_TRAFFIC, CSV_EVENTS, SESSION_ROWS, QUARANTINE, FILE_MANIFEST, SOURCE_DAYS)
 
 
 def load_file_sources(
@@ -86,6 +90,9 @@ def load_file_sources(
     for spec in FILE_TABLES:
         wh.ensure_table(spec)
     reads = [_read_source(wh, source, run) for source in sources]
+    month_dated = {
+        s.id for s in sources if isinstance(s, SessionCsvSource) and s.period.format == "month_name"
+    }
     _refuse_unsafe(wh, reads, sources, run)
     with wh.transaction() as conn:
         for read in reads:
@@ -103,7 +110,29 @@ def load_file_sources(
             wh.replace_rows(
                 conn, FILE_MANIFEST, manifest, ValuesIn(read.source_id, "path", read_paths)
             )
+            covered = coverage_frame(
+                read.source_id,
+                _covered_days(read, run, month_dated=read.source_id in month_dated),
+                rows_by_day(next(iter(read.tables.values()))),
+                now,
+            )
+            wh.replace_rows(conn, SOURCE_DAYS, covered, days)
     return [read.load for read in reads]
+
+
+def _covered_days(read: _Read, run: RunDays, month_dated: bool) -> list[dt.date]:
+    """The run's days some file read for it spans (rows or not): what the source covered.
+    A month-dated file (rows on the 1st) spans every day of its months."""
+    covered: set[dt.date] = set()
+    for first, last in read.file_days.values():
+        if first is None or last is None:
+            continue
+        if month_dated:
+            first = first.replace(day=1)
+            last = (last.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - ONE_DAY
+        start, end = max(first, run.first), min(last, run.last)
+        covered.update(start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+    return sorted(covered)
 
 
 def _read_source(wh: Warehouse, source: CsvSource | SessionCsvSource, run: RunDays) -> _Read:
@@ -134,13 +163,17 @@ def _read_source(wh: Warehouse, source: CsvSource | SessionCsvSource, run: RunDa
     load.file_errors = dict(extract.file_errors)
     load.quarantined = len(extract.quarantine)
     load.formats = [asdict(f) for f in getattr(extract, "formats", ())]
+    load.rows_outside_days = extract.rows_outside_days
     dated = frames[tables[0]]
-    loaded = set(pd.to_datetime(dated["date"]).dt.date) if not dated.empty else set()
+    loaded = (
+        {d.date() for d in pd.to_datetime(dated["date"].unique())} if not dated.empty else set()
+    )
     load.days_without_rows = [
         d for d in Days(source.id, run.first, run.last).dates if d not in loaded
     ]
     for path, error in extract.file_errors.items():
         load.warnings.append(f"source {source.id!r}: cannot read {path}: {error}")
+    load.warnings.extend(f"source {source.id!r}: {warning}" for warning in extract.warnings)
     return _Read(
         source.id,
         load,

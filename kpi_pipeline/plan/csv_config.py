@@ -82,7 +82,8 @@ class CsvSource(StrictModel):
     )
     encoding: str = Field(
         default="utf-8",
-        description="A Python codec name, or `auto`: UTF-8, else Windows-1252. A BOM is skipped.",
+        description="A Python codec name, or `auto`: UTF-8, else Windows-1252. A byte-order "
+        "mark decides (UTF-8, UTF-16 or UTF-32) whatever is declared.",
     )
     decimal: Literal[".", ",", "auto"] = "."
     thousands: Literal["", ",", ".", " ", "'"] = ""

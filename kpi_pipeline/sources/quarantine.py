@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -27,11 +27,54 @@ QUARANTINE = TableSpec(
 )
 
 
+# A quarantined row keeps this much of its text (a junk file must not be kept whole); the
+# reason says when the text was cut. Reasons quoting a value are cut likewise.
+RAW_TEXT_LIMIT = 1000
+REASON_LIMIT = 500
+
+
 def quarantine_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """A quarantine-shaped frame (without source_id, added by the caller)."""
     columns = [c for c in QUARANTINE.column_names if c != "source_id"]
     frame = pd.DataFrame(list(rows), columns=columns)
     return frame.astype({"line": "int64"}) if not frame.empty else frame
+
+
+def compact_quarantine(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (quarantine-shaped, without source_id) as kept until it is written: texts cut
+    to their limits, strings stored compactly, dates as datetime64[s] (NaT when undated)."""
+    if frame.empty:
+        return frame
+    raw = frame["raw_text"].astype("str")
+    reason = frame["reason"].astype("str")
+    long_reason = reason.str.len() > REASON_LIMIT
+    if long_reason.any():
+        reason = reason.mask(long_reason, reason.str.slice(0, REASON_LIMIT - 1) + "\u2026")
+    length = raw.str.len()
+    cut = length > RAW_TEXT_LIMIT
+    if cut.any():
+        raw = raw.mask(cut, raw.str.slice(0, RAW_TEXT_LIMIT))
+        note = (
+            f" (raw_text cut to its first {RAW_TEXT_LIMIT} of "
+            + length[cut].astype("int64").astype("str")
+            + " characters)"
+        )
+        reason = reason.mask(cut, reason + note.reindex(reason.index, fill_value=""))
+    return pd.DataFrame(
+        {
+            "partition_date": pd.to_datetime(frame["partition_date"], errors="coerce").astype(
+                "datetime64[s]"
+            ),
+            "file": frame["file"].astype("category"),
+            "line": frame["line"].astype("int64"),
+            "column_name": frame["column_name"]
+            .astype(object)
+            .where(frame["column_name"].notna(), None),
+            "reason": reason,
+            "raw_text": raw,
+        },
+        index=frame.index,
+    )
 
 
 class RowProblems:
@@ -46,8 +89,19 @@ class RowProblems:
         self.reason = pd.Series(pd.NA, index=rows.index, dtype="object")
         self.column = pd.Series(pd.NA, index=rows.index, dtype="object")
 
-    def flag(self, mask: pd.Series, column_name: str, message: pd.Series | str) -> None:
+    def flag(
+        self,
+        mask: pd.Series,
+        column_name: str,
+        message: str | pd.Series | Callable[[pd.Series], pd.Series],
+    ) -> None:
+        """Give `message` to the rows of `mask` without a problem yet. A callable gets the
+        mask of those rows and returns their messages (only flagged rows are described)."""
         new = mask & self.reason.isna()
+        if not new.any():
+            return
+        if callable(message):
+            message = message(new)
         self.reason.loc[new] = message if isinstance(message, str) else message[new]
         self.column.loc[new] = column_name
 
@@ -60,7 +114,7 @@ class RowProblems:
         bad = self.reason.notna()
         return pd.DataFrame(
             {
-                "partition_date": dates.dt.date.where(dates.notna(), None)[bad],
+                "partition_date": dates[bad],
                 "file": self.rows.loc[bad, "file"],
                 "line": self.rows.loc[bad, "line"],
                 "column_name": self.column[bad],

@@ -18,6 +18,11 @@ def file_load_metadata(
                 f"source {load.source_id!r}: {load.quarantined} row(s) quarantined "
                 "(see the raw.quarantine table of this plan)"
             )
+        if load.rows_outside_days:
+            context.log.info(
+                f"source {load.source_id!r}: {load.rows_outside_days} row(s) of the files read "
+                f"are dated outside {run.first}..{run.last} (left out)"
+            )
         if load.days_without_rows:
             context.log.warning(
                 f"source {load.source_id!r}: no rows for {len(load.days_without_rows)} day(s): "
@@ -39,6 +44,7 @@ def file_load_metadata(
         "skipped_duplicate_files": sum(len(load.duplicate_files) for load in loads),
         "unreadable_files": sum(len(load.file_errors) for load in loads),
         "quarantined_rows": sum(load.quarantined for load in loads),
+        "rows_outside_run_days": sum(load.rows_outside_days for load in loads),
         "days_without_rows": len(missing),
         "emptied_days": sum(len(load.emptied_days) for load in loads),
         "file_formats": dg.MetadataValue.json([f for load in loads for f in load.formats]),
