@@ -1,6 +1,6 @@
 -- grain: one row per kpi, date, segment_type and segment
 -- keys: kpi_id, date, segment_type, segment
--- description: Each KPI's numerator and denominator per loaded day and segment, so a partial period can be compared with the same elapsed days of the previous one (same joins as kpi_values).
+-- description: Each KPI's numerator (a complement: the denominator minus the measure) and denominator per loaded day and segment, so a partial period can be compared with the same elapsed days of the previous one (same joins as kpi_values).
 with
 
 measures as (
@@ -27,7 +27,7 @@ kpi_tactics as (
 
 ),
 
-kpi_measures_daily as (
+summed_daily as (
 
     select
         kpis.kpi_id,
@@ -40,7 +40,7 @@ kpi_measures_daily as (
             when 'device' then measures.device
             when 'audience' then measures.audience
         end as segment,
-        sum(case when measures.measure_id = kpis.numerator_measure then measures.value else 0 end) as numerator,
+        sum(case when measures.measure_id = kpis.numerator_measure then measures.value else 0 end) as numerator_measure_sum,
         sum(case when measures.measure_id = kpis.denominator_measure then measures.value else 0 end) as denominator
 
     from kpis
@@ -56,9 +56,24 @@ kpi_measures_daily as (
 
 ),
 
+-- A complement numerator (bounce: sessions not engaged) is the denominator minus the
+-- measure, per day and segment, so it stays additive and no file is read twice.
 final as (
 
-    select * from kpi_measures_daily
+    select
+        summed_daily.kpi_id,
+        summed_daily.date,
+        summed_daily.segment_type,
+        summed_daily.segment,
+        case
+            when kpis.numerator_is_complement then summed_daily.denominator - summed_daily.numerator_measure_sum
+            else summed_daily.numerator_measure_sum
+        end as numerator,
+        summed_daily.denominator
+
+    from summed_daily
+    inner join kpis
+        on kpis.kpi_id = summed_daily.kpi_id
 
 )
 

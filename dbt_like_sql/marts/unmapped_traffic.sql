@@ -1,7 +1,7 @@
--- grain: one row per source, medium and campaign whose traffic matched no tactic
+-- grain: one row per source, medium and campaign that no tactic claims, across every measure
 -- keys: source, medium, campaign
--- description: Sessions no tactic's UTM rules claim, largest first: the list to fix UTM rules from.
--- preview_order_by: sessions desc, source, medium, campaign
+-- description: Traffic and email campaigns no tactic's UTM rules claim, sessions and email counts side by side, largest first: the list to fix UTM rules from.
+-- preview_order_by: sessions desc nulls last, emails_sent desc nulls last, source, medium, campaign
 with
 
 measures as (
@@ -16,14 +16,15 @@ tactics as (
 
 ),
 
-unattributed_sessions as (
+unattributed as (
 
     select
         measures.source,
         measures.medium,
         measures.campaign,
         measures.date,
-        measures.value as sessions
+        measures.measure_id,
+        measures.value
 
     from measures
     inner join tactics
@@ -31,7 +32,6 @@ unattributed_sessions as (
         and measures.medium = tactics.medium
         and measures.campaign = tactics.campaign
     where tactics.tactic_id = 'unattributed'
-        and measures.measure_id = 'sessions'
 
 ),
 
@@ -41,11 +41,15 @@ final as (
         source,
         medium,
         campaign,
-        sum(sessions) as sessions,
+        sum(case when measure_id = 'sessions' then value end) as sessions,
+        sum(case when measure_id = 'key_events' then value end) as key_events,
+        sum(case when measure_id = 'emails_sent' then value end) as emails_sent,
+        sum(case when measure_id = 'emails_delivered' then value end) as emails_delivered,
+        sum(case when measure_id = 'email_unique_clicks' then value end) as email_unique_clicks,
         min(date) as first_seen,
         max(date) as last_seen
 
-    from unattributed_sessions
+    from unattributed
     group by 1, 2, 3
 
 )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from kpi_pipeline.loading.commands import run_command
 from kpi_pipeline.loading.context import RunDays
+from kpi_pipeline.loading.coverage import SOURCE_DAYS, coverage_frame, rows_by_day
 from kpi_pipeline.loading.errors import MissingDay, MissingDaysError
 from kpi_pipeline.plan.email_config import EmailSource
 from kpi_pipeline.plan.models import Plan
@@ -43,7 +44,7 @@ def email_start(source: EmailSource, plan: Plan, run: RunDays) -> dt.date:
 
 def load_email_sources(wh: Warehouse, reads: Mapping[str, EmailRead], run: RunDays) -> dict:
     """Replace each source's days (look-back included) in one transaction; rows written."""
-    for spec in EMAIL_TABLES:
+    for spec in (*EMAIL_TABLES, SOURCE_DAYS):
         wh.ensure_table(spec)
     missing: list[MissingDay] = []
     for read in reads.values():
@@ -84,4 +85,9 @@ def load_email_sources(wh: Warehouse, reads: Mapping[str, EmailRead], run: RunDa
                     conn, EMAIL_LIST_GROWTH, read.extract.list_growth, days
                 ),
             }
+            # Every send day of the window was asked for: days without a campaign count.
+            covered = coverage_frame(
+                source_id, days.dates, rows_by_day(read.extract.campaigns), dt.datetime.now(dt.UTC)
+            )
+            wh.replace_rows(conn, SOURCE_DAYS, covered, days)
     return written

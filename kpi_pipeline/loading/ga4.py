@@ -20,6 +20,7 @@ import pandas as pd
 
 from kpi_pipeline.loading.commands import run_command
 from kpi_pipeline.loading.context import RunDays
+from kpi_pipeline.loading.coverage import SOURCE_DAYS, coverage_frame
 from kpi_pipeline.loading.errors import LoadError, MissingDay, MissingDaysError, describe_days
 from kpi_pipeline.metrics.periods import ONE_DAY, Period, period_of
 from kpi_pipeline.plan.ga4 import Ga4Source
@@ -37,7 +38,7 @@ from kpi_pipeline.sources.ga4 import (
 from kpi_pipeline.warehouse.engine import Warehouse
 from kpi_pipeline.warehouse.partitions import Days, Match
 
-ALL_GA4_TABLES = (*GA4_TABLES, GA4_PERIOD_USERS)
+ALL_GA4_TABLES = (*GA4_TABLES, GA4_PERIOD_USERS, SOURCE_DAYS)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ def load_day(
         for request in users:
             _load_period_users(wh, conn, extractor, source, request, lineage)
         wh.bulk_insert(conn, GA4_EXTRACT_LOG, _log_frame(logs, lineage))
+        covered = coverage_frame(
+            source.id, [day], {day: traffic_rows}, lineage["extracted_at"].to_pydatetime()
+        )
+        wh.replace_rows(conn, SOURCE_DAYS, covered, partition)
     return logs
 
 

@@ -19,7 +19,7 @@ from kpi_pipeline.warehouse.migrations import PLANS
 from kpi_pipeline.warehouse.partitions import Match
 
 # Every raw table keyed by source_id: what `prune` looks through.
-SOURCE_TABLES = (*FILE_TABLES, *ALL_GA4_TABLES, *EMAIL_TABLES)
+SOURCE_TABLES = tuple(dict.fromkeys((*FILE_TABLES, *ALL_GA4_TABLES, *EMAIL_TABLES)))
 
 
 def record_plan_run(wh: Warehouse, loaded: LoadedPlan, run_id: str, now: dt.datetime) -> None:

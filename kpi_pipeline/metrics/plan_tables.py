@@ -26,8 +26,9 @@ PLAN_KPIS = TableSpec(
         ("numerator_measure", "text"),
         ("denominator_measure", "text"),
         ("is_rate", "boolean"),
+        ("numerator_is_complement", "boolean"),
     ),
-    grain="one row per KPI",
+    grain="one row per KPI (a complement numerator is the denominator minus its measure)",
     keys=("kpi_id",),
 )
 PLAN_KPI_GRAINS = TableSpec(
@@ -97,8 +98,18 @@ PLAN_SOURCES = TableSpec(
     keys=("source_id",),
 )
 
+PLAN_KPI_SOURCES = TableSpec(
+    "plan",
+    "kpi_sources",
+    (("kpi_id", "text"), ("source_id", "text")),
+    grain="one row per KPI and source feeding its measures: a KPI's day is covered when "
+    "every one of its sources covered it",
+    keys=("kpi_id", "source_id"),
+)
+
 PLAN_TABLES = (
     PLAN_SOURCES,
+    PLAN_KPI_SOURCES,
     PLAN_KPIS,
     PLAN_KPI_GRAINS,
     PLAN_KPI_SEGMENTS,
@@ -140,10 +151,15 @@ def plan_tables(plan: Plan, calendar_through: dt.date) -> dict[str, pd.DataFrame
                     k.resolved_numerator,
                     k.resolved_denominator,
                     k.is_rate,
+                    k.numerator_is_complement,
                 )
                 for o, k in kpis
             ],
             columns=PLAN_KPIS.column_names,
+        ),
+        "kpi_sources": pd.DataFrame(
+            [(k.id, source_id) for _, k in kpis for source_id in plan.kpi_sources(k)],
+            columns=PLAN_KPI_SOURCES.column_names,
         ),
         "kpi_grains": pd.DataFrame(
             [(k.id, g.value) for _, k in kpis for g in k.grains],

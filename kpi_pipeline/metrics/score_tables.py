@@ -42,6 +42,10 @@ _SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
     ("forecast_low", "double"),
     ("forecast_high", "double"),
     ("hold_reason", "text"),
+    # The days the period was judged on: the KPI's sources covered them (see kpi_values).
+    ("covered_from", "date"),
+    ("covered_to", "date"),
+    ("days_covered", "bigint"),
 )
 
 KPI_SCORES = TableSpec(
@@ -72,13 +76,24 @@ def scores_for_plan(values: pd.DataFrame, goals: Mapping[str, Goal], plan: Plan)
         columns=_column_names()[:7],
     )
     values = values.astype({"is_partial": bool})
-    for column in ("period_start", "period_end", "as_of_date"):
-        values[column] = pd.to_datetime(values[column]).astype("datetime64[s]")
+    for column in ("period_start", "period_end", "as_of_date", "covered_from", "covered_to"):
+        if column in values:
+            values[column] = pd.to_datetime(values[column]).astype("datetime64[s]")
+    if "quality_flags" in values:
+        values["quality_flags"] = values["quality_flags"].map(flag_set)
     scored = with_hold_reasons(
         score_frame(values, goals, plan.scoring.forecast_periods), hold_windows(plan)
     ).merge(labels, on="kpi_id", how="inner", validate="m:1")
     ordered = scored[_column_names()].sort_values(list(KPI_SCORES.keys), kind="stable")
     return ordered.reset_index(drop=True)
+
+
+def flag_set(flags: object) -> str | None:
+    """Quality flags as a set: sorted, each once, comma-separated (None when there are none)."""
+    if flags is None or (isinstance(flags, float) and pd.isna(flags)):
+        return None
+    unique = sorted({part.strip() for part in str(flags).split(",") if part.strip()})
+    return ",".join(unique) or None
 
 
 def latest_closed_statuses(scores: pd.DataFrame) -> dict[str, dict[str, str]]:

@@ -100,6 +100,30 @@ def expected_on_path(goal: Goal, on: dt.date) -> float:
     return goal.baseline_value + (goal.target_value - goal.baseline_value) * progress
 
 
+def expected_over(goal: Goal, first: dt.date, last: dt.date) -> float:
+    """The path's average over the days `first`..`last` (inclusive): what a period's value,
+    itself a total over those days, is compared with. On a straight stretch it is the path's
+    value at the midpoint; days before the baseline count at the baseline, days after the
+    deadline at the target (the path is flat there).
+    """
+    if last < first:
+        raise ValueError(f"no days to average over: {first}..{last}")
+    span = (goal.target_date - goal.baseline_date).days
+    # Days as offsets from the baseline date, split into before / along / after the path.
+    start, end = (first - goal.baseline_date).days, (last - goal.baseline_date).days
+    total = 0.0
+    before = max(0, min(end, -1) - start + 1)  # offsets < 0
+    total += before * goal.baseline_value
+    after = max(0, end - max(start, span + 1) + 1)  # offsets > span
+    total += after * goal.target_value
+    lo, hi = max(start, 0), min(end, span)
+    if hi >= lo:
+        slope = (goal.target_value - goal.baseline_value) / span
+        count = hi - lo + 1
+        total += count * goal.baseline_value + slope * (lo + hi) * count / 2
+    return total / (end - start + 1)
+
+
 def tolerance_band(goal: Goal, expected: float) -> float:
     if goal.tolerance_mode is ToleranceMode.ABSOLUTE:
         return goal.tolerance
@@ -112,17 +136,20 @@ def score_value(
     on: dt.date,
     denominator: float | None = None,
     interval: tuple[float, float] | None = None,
+    expected: float | None = None,
 ) -> Score:
-    """Status of `value` measured for a period ending `on` (direction aware).
+    """Status of `value` measured for a period ending `on` (direction aware), against
+    `expected` (default: the path's value on `on`; see `expected_over` for a period).
 
     - insufficient_data: no value, or a rate whose denominator is under `min_denominator`;
-    - achieved: the target itself is met;
+    - achieved: the target itself is met — with an `interval`, by the whole interval (its
+      least favourable end), just as off_track needs the whole interval beyond the band;
     - on_track: at or ahead of the path's expected value;
     - at_risk: behind, but within the tolerance band — or, when an `interval` is given,
       behind by more than the band while the interval still reaches the band;
     - off_track: behind by more than the band (with an interval: the *whole* interval is).
     """
-    expected = expected_on_path(goal, on)
+    expected = expected_on_path(goal, on) if expected is None else expected
     band = tolerance_band(goal, expected)
     low, high = interval if interval is not None else (None, None)
     if (
@@ -132,7 +159,9 @@ def score_value(
     ):
         return Score(expected, Status.INSUFFICIENT_DATA, band, low, high)
     sign = 1.0 if goal.direction is Direction.INCREASE else -1.0
-    ahead_of_target = sign * (value - goal.target_value)
+    # The least favourable value still plausible: the interval's near end.
+    worst = value if interval is None else (interval[0] if sign > 0 else interval[1])
+    ahead_of_target = sign * (worst - goal.target_value)
     ahead_of_path = sign * (value - expected)
     # The most favourable value still plausible: the interval's far end in the good direction.
     best = value if interval is None else (interval[1] if sign > 0 else interval[0])
@@ -149,14 +178,25 @@ def score_value(
 
 
 def score_counts(
-    goal: Goal, numerator: float | None, denominator: float | None, on: dt.date
+    goal: Goal,
+    numerator: float | None,
+    denominator: float | None,
+    on: dt.date,
+    expected: float | None = None,
 ) -> Score:
     """Score a rate from its counts: value = numerator / denominator, with its Wilson interval
     when the goal asks for one (a zero denominator has no value: insufficient_data)."""
     if numerator is None or denominator is None or denominator <= 0:
-        return score_value(goal, None, on, denominator)
-    interval = wilson_interval(numerator, denominator, goal.confidence) if goal.interval else None
-    return score_value(goal, numerator / denominator, on, denominator, interval)
+        return score_value(goal, None, on, denominator, expected=expected)
+    # A count outside [0, denominator] (more form submits than starts on a day: sessions
+    # straddle midnight) is no proportion: judged by its value alone, without an interval.
+    proportion = 0 <= numerator <= denominator
+    interval = (
+        wilson_interval(numerator, denominator, goal.confidence)
+        if goal.interval and proportion
+        else None
+    )
+    return score_value(goal, numerator / denominator, on, denominator, interval, expected)
 
 
 def project_status(goal: Goal, forecast: Forecast | None, judged_on: dt.date) -> Status | None:
@@ -221,30 +261,44 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score every row of a `kpi_values`-shaped frame (already aggregated, one row a period).
 
-    A complete period is judged at its last day; a partial one at `as_of_date`, the last day
-    with data, so a half-finished month is compared with where the path is today. Rates whose
+    A period is compared with the path's average over the days it covers (`covered_from`
+    to `covered_to`: its own days with data, so a period cut by the start of history or the
+    current one is judged on the days it has); without those columns, over the period's
+    days up to `as_of_date` when partial. It is judged as of its last covered day. Rates whose
     goal asks for an interval get their Wilson interval from numerator and denominator. When
     the frame carries the series columns (grain, segment, period_start) each row also gets
     the forecast at its deadline from the last `forecast_periods` closed periods.
     """
     scored = values.copy()
-    judged_on = scored["period_end"].where(~scored["is_partial"], scored["as_of_date"])
+    if "covered_to" in scored:
+        first_day = pd.to_datetime(scored["covered_from"])
+        judged_on = pd.to_datetime(scored["covered_to"])
+    else:
+        judged_on = pd.to_datetime(
+            scored["period_end"].where(~scored["is_partial"], scored["as_of_date"])
+        )
+        # Without the period's first day, the value is compared with the path on one day.
+        first_day = (
+            pd.to_datetime(scored["period_start"]) if "period_start" in scored else judged_on
+        )
     numerators = scored["numerator"] if "numerator" in scored else [None] * len(scored)
     records = []
-    for kpi_id, num, value, den, on in zip(
+    for kpi_id, num, value, den, first, on in zip(
         scored["kpi_id"],
         numerators,
         scored["value"],
         scored["denominator"],
-        pd.to_datetime(judged_on),
+        first_day,
+        judged_on,
         strict=True,
     ):
         goal = goals[kpi_id]
         num, value, den = _none_if_nan(num), _none_if_nan(value), _none_if_nan(den)
+        expected = expected_over(goal, first.date(), on.date())
         if goal.interval and num is not None and den is not None:
-            score = score_counts(goal, num, den, on.date())
+            score = score_counts(goal, num, den, on.date(), expected)
         else:
-            score = score_value(goal, value, on.date(), den)
+            score = score_value(goal, value, on.date(), den, expected=expected)
         records.append((goal, score))
     scored["expected"] = [score.expected for _, score in records]
     scored["target"] = [goal.target_value for goal, _ in records]
@@ -260,7 +314,7 @@ def score_frame(
         scored[column] = pd.Series([None] * len(scored), dtype="float64", index=scored.index)
     scored["projected_status"] = pd.Series([None] * len(scored), dtype="object", index=scored.index)
     if set(_SERIES).issubset(scored.columns) and "period_start" in scored:
-        _add_forecasts(scored, goals, pd.to_datetime(judged_on), forecast_periods)
+        _add_forecasts(scored, goals, judged_on, forecast_periods)
     return scored[[*values.columns, *SCORE_COLUMNS]]
 
 
@@ -331,8 +385,13 @@ def hold_windows(plan: Plan) -> dict[str, int]:
 
 
 def with_hold_reasons(scored: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFrame:
-    """`scored` plus `hold_reason` (see `hold_reason`), from `quality_flags` when present."""
+    """`scored` plus `hold_reason` (see `hold_reason`), from `quality_flags` when present.
+
+    A period settles with the KPI's later data: the revision window runs back from the last
+    day the KPI's sources covered (its latest `as_of_date`), not from the period's own last
+    covered day (which, for a closed period, is its end)."""
     flags = scored["quality_flags"] if "quality_flags" in scored else [None] * len(scored)
+    latest = pd.to_datetime(scored["as_of_date"]).groupby(scored["kpi_id"]).transform("max")
     reasons = [
         hold_reason(
             pd.Timestamp(end).date(),
@@ -344,7 +403,7 @@ def with_hold_reasons(scored: pd.DataFrame, windows: Mapping[str, int]) -> pd.Da
         for grain, end, as_of, partial, flag in zip(
             scored["grain"],
             scored["period_end"],
-            scored["as_of_date"],
+            latest,
             scored["is_partial"],
             flags,
             strict=True,

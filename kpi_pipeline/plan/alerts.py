@@ -43,7 +43,7 @@ class AlertRule(StrictModel):
     statuses: list[Literal["at_risk", "off_track"]] = Field(
         default_factory=lambda: ["off_track"], min_length=1
     )
-    segment_types: list[Literal["all", "tactic", "channel", "device"]] = Field(
+    segment_types: list[Literal["all", "tactic", "channel", "device", "audience"]] = Field(
         default_factory=lambda: ["all"], min_length=1
     )
     hold_hours: int = Field(

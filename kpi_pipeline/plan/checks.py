@@ -13,6 +13,7 @@ from kpi_pipeline.plan.ga4 import feeds_kpis
 from kpi_pipeline.plan.models import (
     BUILT_IN_MEASURES,
     BUILT_IN_RATE_MEASURES,
+    ComplementOf,
     Kpi,
     KpiKind,
     Plan,
@@ -122,6 +123,7 @@ def _kpi_problems(plan: Plan) -> Iterator[PlanProblem]:
                     f"a {kpi.kind.value} KPI's baseline and target are per period of one grain: "
                     "list exactly one",
                 )
+            yield from _month_dated_problems(plan, kpi, at)
             if kpi.kind is KpiKind.USERS:
                 yield from _users_kpi_problems(plan, kpi, at)
             elif kpi.users_metric is not None:
@@ -140,6 +142,7 @@ def _kpi_measure_fields(
     needs = {
         KpiKind.CONVERSION_RATE: set(),
         KpiKind.ENGAGEMENT_RATE: set(),
+        KpiKind.BOUNCE_RATE: set(),
         KpiKind.TASK_COMPLETION_RATE: {"numerator", "denominator"},
         KpiKind.RATIO: {"numerator", "denominator"},
         KpiKind.VOLUME: {"measure"},
@@ -147,6 +150,15 @@ def _kpi_measure_fields(
     }[kind]
     for field in ("numerator", "denominator", "measure"):
         value = getattr(kpi, field)
+        at_field: Path = (*at, field)
+        if isinstance(value, ComplementOf):
+            if kind not in (KpiKind.TASK_COMPLETION_RATE, KpiKind.RATIO):
+                yield PlanProblem(
+                    (*at_field, "complement_of"),
+                    f"a complement numerator needs a task_completion_rate or ratio KPI, not "
+                    f"{kind.value}",
+                )
+            value, at_field = value.complement_of, (*at_field, "complement_of")
         if field in needs and value is None:
             yield PlanProblem((*at, field), f"a {kind.value} KPI needs `{field}` (a measure id)")
         elif field not in needs and value is not None:
@@ -154,7 +166,23 @@ def _kpi_measure_fields(
             implied = "is implied by the kind" if implied_by_kind else "is not used"
             yield PlanProblem((*at, field), f"`{field}` {implied} for a {kind.value} KPI")
         elif value is not None and value not in measure_ids:
-            yield PlanProblem((*at, field), f"unknown measure {value!r}; known: {known}")
+            yield PlanProblem(at_field, f"unknown measure {value!r}; known: {known}")
+
+
+def _month_dated_problems(plan: Plan, kpi: Kpi, at: Path) -> Iterator[PlanProblem]:
+    """A source dated by month (a month-name column) cannot tell days or weeks apart."""
+    month_dated = {
+        s.id for s in plan.sources.session_csvs if s.period.format == "month_name"
+    } & set(plan.kpi_sources(kpi))
+    if not month_dated:
+        return
+    for k, grain in enumerate(kpi.grains):
+        if grain.value in ("day", "week"):
+            yield PlanProblem(
+                (*at, "grains", k),
+                f"source {sorted(month_dated)[0]!r} dates its rows by month: it cannot feed a "
+                f"{grain.value} grain (use month or quarter)",
+            )
 
 
 def _users_kpi_problems(plan: Plan, kpi: Kpi, at: Path) -> Iterator[PlanProblem]:

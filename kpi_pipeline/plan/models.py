@@ -19,6 +19,7 @@ from kpi_pipeline.plan.base import Identifier, PlanId, StrictModel
 from kpi_pipeline.plan.csv_config import CsvSource
 from kpi_pipeline.plan.email_config import EMAIL_MEASURES, EmailSource
 from kpi_pipeline.plan.ga4 import Ga4Source, TrafficSource
+from kpi_pipeline.plan.quality import QualityConfig
 from kpi_pipeline.plan.scoring import ScoringConfig
 from kpi_pipeline.plan.session_csv_config import SessionCsvSource
 
@@ -38,6 +39,7 @@ class Direction(StrEnum):
 class KpiKind(StrEnum):
     CONVERSION_RATE = "conversion_rate"
     ENGAGEMENT_RATE = "engagement_rate"
+    BOUNCE_RATE = "bounce_rate"  # sessions not engaged / sessions (1 - engagement rate)
     TASK_COMPLETION_RATE = "task_completion_rate"
     RATIO = "ratio"
     VOLUME = "volume"
@@ -45,14 +47,25 @@ class KpiKind(StrEnum):
 
 
 RATE_KINDS = frozenset(
-    {KpiKind.CONVERSION_RATE, KpiKind.ENGAGEMENT_RATE, KpiKind.TASK_COMPLETION_RATE}
+    {
+        KpiKind.CONVERSION_RATE,
+        KpiKind.ENGAGEMENT_RATE,
+        KpiKind.BOUNCE_RATE,
+        KpiKind.TASK_COMPLETION_RATE,
+    }
 )
 
 # Numerator and denominator implied by each built-in rate kind.
 BUILT_IN_RATE_MEASURES: dict[KpiKind, tuple[str, str]] = {
     KpiKind.CONVERSION_RATE: ("key_events", "sessions"),
     KpiKind.ENGAGEMENT_RATE: ("engaged_sessions", "sessions"),
+    KpiKind.BOUNCE_RATE: ("engaged_sessions", "sessions"),  # as a complement: see below
 }
+# Built-in kinds whose numerator is the denominator minus the measure (not read twice).
+COMPLEMENT_KINDS = frozenset({KpiKind.BOUNCE_RATE})
+
+# Measures each kind of source provides (event measures come from CSV event columns or GA4).
+WEB_MEASURES = ("sessions", "engaged_sessions", "key_events")
 
 # Measures every traffic source provides, without declaration.
 # Email platforms add their campaign measures (emails_sent, email_unique_opens, ...).
@@ -130,12 +143,22 @@ class Target(StrictModel):
     by: dt.date
 
 
+class ComplementOf(StrictModel):
+    """A numerator counted as the denominator minus a measure, per day and segment: bounce
+    (sessions not engaged), non-converting sessions, abandoned forms (starts not submitted)."""
+
+    complement_of: Identifier
+
+
 class Kpi(StrictModel):
     id: Identifier
     label: str
     description: str = ""
     kind: KpiKind
-    numerator: Identifier | None = None
+    numerator: Identifier | ComplementOf | None = Field(
+        default=None,
+        description="A measure id, or {complement_of: <measure>}: the denominator minus it.",
+    )
     denominator: Identifier | None = None
     measure: Identifier | None = None
     users_metric: UsersMetric | None = Field(
@@ -160,14 +183,29 @@ class Kpi(StrictModel):
 
     @property
     def resolved_numerator(self) -> str:
-        """Measure summed on top (or the only measure, for volume KPIs)."""
+        """Measure summed on top (or the only measure, for volume KPIs); for a complement
+        numerator, the measure subtracted from the denominator."""
         if self.kind in BUILT_IN_RATE_MEASURES:
             return BUILT_IN_RATE_MEASURES[self.kind][0]
         if self.kind is KpiKind.VOLUME:
             return self.measure or ""
         if self.kind is KpiKind.USERS:
             return f"ga4:{self.users_metric or ''}"  # never a measure id: not summed from days
+        if isinstance(self.numerator, ComplementOf):
+            return self.numerator.complement_of
         return self.numerator or ""
+
+    @property
+    def numerator_is_complement(self) -> bool:
+        """Whether the numerator is the denominator minus `resolved_numerator`."""
+        return self.kind in COMPLEMENT_KINDS or isinstance(self.numerator, ComplementOf)
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """Measure ids this KPI reads (numerator, denominator)."""
+        if self.kind is KpiKind.USERS:
+            return ()
+        return tuple(m for m in (self.resolved_numerator, self.resolved_denominator) if m)
 
     @property
     def resolved_denominator(self) -> str | None:
@@ -249,6 +287,9 @@ class Plan(StrictModel):
     objectives: list[Objective] = Field(min_length=1)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig, description="Data checks: severities and thresholds."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -267,6 +308,37 @@ class Plan(StrictModel):
 
     def iter_kpis(self) -> list[tuple[Objective, Kpi]]:
         return [(objective, kpi) for objective in self.objectives for kpi in objective.kpis]
+
+    def kpi_sources(self, kpi: Kpi) -> list[str]:
+        """Ids of the sources feeding the KPIs that provide `kpi`'s measures: a period of
+        the KPI is complete when every one of them covered each of its days."""
+        sources = self.sources
+        web = [
+            *(s.id for s in sources.csv_exports if sources.feeds_kpis("csv_exports")),
+            *(s.id for s in sources.ga4 if sources.feeds_kpis("ga4")),
+        ]
+        if kpi.kind is KpiKind.USERS:
+            return [s.id for s in sources.ga4 if sources.feeds_kpis("ga4")]
+        events = {m.id: m.event for m in self.measures}
+        found: list[str] = []
+        for measure in kpi.measures:
+            if measure in WEB_MEASURES:
+                found += web
+                found += [
+                    s.id
+                    for s in sources.session_csvs
+                    if measure != "engaged_sessions" or s.engaged is not None
+                ]
+            elif measure in EMAIL_MEASURES:
+                found += [s.id for s in sources.email]
+            elif measure in events:
+                found += [
+                    s.id
+                    for s in sources.csv_exports
+                    if sources.feeds_kpis("csv_exports") and events[measure] in s.event_columns
+                ]
+                found += [s.id for s in sources.ga4 if sources.feeds_kpis("ga4")]
+        return list(dict.fromkeys(found))
 
     def iter_tactics(self) -> list[tuple[Objective, Strategy, Tactic]]:
         return [

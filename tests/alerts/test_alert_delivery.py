@@ -3,7 +3,9 @@
 Each scenario drives `build_definitions` + the `daily_kpis` job over scripted weeks of a
 tiny conversion-rate KPI, and counts what the local Slack webhook and SMTP server received.
 Path of the KPI: 2 % on 2026-01-01 to 3 % on 2026-12-31 (364 days), 10 % relative band,
-rule: weekly periods alert on `off_track`.
+rule: weekly periods alert on `off_track`. A week is compared with the path's average over
+its days: W02 (Mon 5..Sun 11, offsets 4..10, midpoint 7) with 0.02 + 0.01 x 7/364 = 2.019 %,
+W03 (Mon 12..Sun 18, offsets 11..17, midpoint 14) with 0.02 + 0.01 x 14/364 = 2.038 %.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ MONDAY_W02 = dt.date(2026, 1, 5)  # ISO week 2026-W02 runs Monday 5 to Sunday 11
 W02 = (MONDAY_W02, MONDAY_W02 + dt.timedelta(days=6))
 W03 = (MONDAY_W02 + dt.timedelta(days=7), MONDAY_W02 + dt.timedelta(days=13))
 # 70 purchases in 7,000 sessions = 1.00 %: Wilson 95 % interval [0.792 %, 1.261 %] lies
-# wholly below the band edge 0.9 x 2.027 % = 1.825 %: off track beyond doubt.
+# wholly below the band edge 0.9 x 2.019 % = 1.817 %: off track beyond doubt.
 SLIP = [(1000, 10)] * 7
-# 175 in 7,000 = 2.50 %, ahead of the path (2.05 % on Jan 18), short of the 3 % target.
+# 175 in 7,000 = 2.50 %, ahead of the path (2.038 % over W03), short of the 3 % target.
 HEALTHY = [(1000, 25)] * 7
 # 2 purchases in 140 sessions = 1.43 %: further below the path than the band, but its
 # interval [0.393 %, 5.059 %] still reaches the band — noise, not a signal.
@@ -35,7 +37,7 @@ SLIP_FIELDS = [
     "*Objective*\nSell more online",
     "*Period*\nweek 2026-W02",
     "*Status*\non track → off track",
-    "*Value*\n1.00% vs expected 2.03%",  # 0.02 + 0.01 x 10/364 = 2.0275 %
+    "*Value*\n1.00% vs expected 2.02%",  # W02 midpoint: 0.02 + 0.01 x 7/364 = 2.0192 %
     "*Target*\n3.00% by 2026-12-31",
     "*Interval*\n0.79% – 1.26%",
 ]
@@ -46,7 +48,7 @@ KPI        Conversion rate
 Objective  Sell more online
 Period     week 2026-W02
 Status     on track → off track
-Value      1.00% vs expected 2.03%
+Value      1.00% vs expected 2.02%
 Target     3.00% by 2026-12-31
 Interval   0.79% – 1.26%
 """
@@ -89,7 +91,7 @@ def test_slip_then_recovery_sends_exactly_two_messages_per_channel(project, chan
     assert recovered["text"] == "Conversion rate is back on track: week 2026-W03"
     assert _slack_fields(recovered)[3:6] == [
         "*Status*\noff track → on track",
-        "*Value*\n2.50% vs expected 2.05%",  # 0.02 + 0.01 x 17/364 = 2.0467 %
+        "*Value*\n2.50% vs expected 2.04%",  # W03 midpoint: 0.02 + 0.01 x 14/364 = 2.0385 %
         "*Target*\n3.00% by 2026-12-31",
     ]
 
@@ -131,7 +133,7 @@ def test_noisy_small_sample_dip_sends_nothing(project, channels_env):
         "select value, expected, tolerance_band, ci_high, status from marts.kpi_scores "
         "where period_label = '2026-W02' and segment = 'all'"
     ).iloc[0]
-    # The case exists because the point alone is beyond the band (1.43 % < 1.825 %) ...
+    # The case exists because the point alone is beyond the band (1.43 % < 1.817 %) ...
     assert score.value < score.expected - score.tolerance_band
     # ... while the interval's top reaches into it: at risk, which the rule does not alert.
     assert score.ci_high > score.expected - score.tolerance_band
@@ -146,7 +148,8 @@ def test_partial_period_never_raises_an_alert(project, channels_env):
     score = project.read(
         "select status, is_partial from marts.kpi_scores where period_label = '2026-W02'"
     ).iloc[0]
-    # 30 / 3,000 = 1 %, off track against the path on Wednesday, but the week is not over.
+    # 30 / 3,000 = 1 %, off track against the path's average over Monday..Wednesday
+    # (offsets 4..6, midpoint 5: 0.02 + 0.01 x 5/364 = 2.014 %), but the week is not over.
     assert (score.status, bool(score.is_partial)) == ("off_track", True)
     assert (slack.requests, len(smtp.received)) == (0, 0)
     assert project.read("select count(*) as n from marts.alert_state").n[0] == 0

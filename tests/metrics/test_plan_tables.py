@@ -75,9 +75,36 @@ def test_every_table_of_the_specs_is_built_with_its_columns(tables):
 
 def test_one_kpi_row_per_plan_kpi_in_order(plan, tables):
     kpi_ids = [k.id for o in plan.objectives for k in o.kpis]
-    # The demo has 4 KPIs (3 objectives, the third with 2).
-    assert len(kpi_ids) == 4
+    # The demo has 5 KPIs (3 objectives, the second and the third with 2 each).
+    assert len(kpi_ids) == 5
     assert tables["kpis"]["kpi_id"].tolist() == kpi_ids
+
+
+def test_complement_numerator_is_flagged(tables):
+    kpis = tables["kpis"].set_index("kpi_id")
+    # bounce_rate counts sessions - engaged_sessions: the measure subtracted is stored as the
+    # numerator measure, flagged as a complement; no other demo KPI has one.
+    bounce = kpis.loc["bounce_rate"]
+    assert (bounce["numerator_measure"], bounce["denominator_measure"]) == (
+        "engaged_sessions",
+        "sessions",
+    )
+    assert bool(bounce["is_rate"])
+    flagged = kpis.index[kpis["numerator_is_complement"].astype(bool)].tolist()
+    assert flagged == ["bounce_rate"]
+
+
+def test_sources_and_the_kpis_they_feed(tables):
+    # The demo has one source, the CSV export ga4_export; it provides sessions, engaged
+    # sessions and key events, and the form_start / form_submit event columns behind the
+    # quote measures: it feeds every one of the 5 KPIs.
+    sources = tables["sources"]
+    rows = zip(sources["source_id"], sources["source_kind"], sources["feeds_kpis"], strict=True)
+    assert list(rows) == [("ga4_export", "csv_exports", True)]
+    kpi_sources = tables["kpi_sources"]
+    assert list(zip(kpi_sources["kpi_id"], kpi_sources["source_id"], strict=True)) == [
+        (kpi_id, "ga4_export") for kpi_id in tables["kpis"]["kpi_id"]
+    ]
 
 
 def test_every_kpi_has_an_all_segment(plan, tables):

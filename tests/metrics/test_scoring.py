@@ -350,8 +350,16 @@ def test_score_frame_insufficient_rows(values):
         pytest.param(RATE_UP, 0.024, (0.0239, 0.0241), AR, id="within-band-narrow-interval"),
         # Ahead of the path: on track even if the interval dips below the band.
         pytest.param(RATE_UP, 0.026, (0.010, 0.040), OT, id="ahead-wide-interval"),
-        # The point meets the target: achieved, even though the interval reaches below it.
-        pytest.param(RATE_UP, 0.031, (0.020, 0.040), A, id="target-reached-early"),
+        # The point meets the target but the interval reaches below it: not achieved (the
+        # whole interval must clear the target, as off_track needs it beyond the band);
+        # ahead of the path, so on track.
+        pytest.param(RATE_UP, 0.031, (0.020, 0.040), OT, id="target-point-only"),
+        # The whole interval clears the target: achieved.
+        pytest.param(RATE_UP, 0.033, (0.031, 0.035), A, id="target-reached-early"),
+        # Decrease KPI (target 0.40): the interval's high end must be at or below the target;
+        # 0.40 whose interval reaches 0.42 is only ahead of the path (0.50 halfway).
+        pytest.param(BOUNCE_DOWN, 0.38, (0.36, 0.40), A, id="decrease-whole-interval-at-target"),
+        pytest.param(BOUNCE_DOWN, 0.40, (0.38, 0.42), OT, id="decrease-interval-above-target"),
         # Decrease KPI: the favourable end is the *low* one. 0.53 is beyond the 0.525 edge;
         # low end 0.50 reaches the band -> at risk; a [0.526, 0.534] interval does not.
         pytest.param(BOUNCE_DOWN, 0.53, (0.50, 0.56), AR, id="decrease-low-end-reaches"),

@@ -57,14 +57,40 @@ def test_partial_periods_are_flagged(ran):
     values = project.read(
         "select * from marts.kpi_values where kpi_id = 'conv' and segment = 'all'"
     )
-    # W03 has only Monday 12th; January has days before history starts (5th) and after the 12th.
+    # A period is partial when the KPI's source covered fewer days than it has; each period
+    # is dated by its own covered days (as_of_date = covered_to), not the warehouse's last day.
+    # The export has rows on every day 5..12, the days its file spans too.
+    # W03 has only Monday 12th covered (1 of 7 days).
     w03 = _value(values, grain="week", period_label="2026-W03")
     assert (w03.numerator, w03.denominator, bool(w03.is_partial)) == (5.0, 50.0, True)
+    assert (w03.covered_from, w03.covered_to, w03.days_covered) == (
+        dt.date(2026, 1, 12),
+        dt.date(2026, 1, 12),
+        1,
+    )
+    assert w03.as_of_date == dt.date(2026, 1, 12)
+    # January has days before history starts (5th) and after the 12th: 8 of 31 days covered.
     month = _value(values, grain="month", period_label="2026-01")
     assert (month.numerator, month.denominator, bool(month.is_partial)) == (34.0, 1560.0, True)
+    assert (month.covered_from, month.covered_to, month.days_covered) == (
+        dt.date(2026, 1, 5),
+        dt.date(2026, 1, 12),
+        8,
+    )
+    assert month.as_of_date == dt.date(2026, 1, 12)
+    # W02 (Mon 5..Sun 11) is covered whole: complete, as of its own last day, the 11th.
+    w02 = _value(values, grain="week", period_label="2026-W02")
+    assert (w02.covered_from, w02.covered_to, w02.days_covered) == (
+        dt.date(2026, 1, 5),
+        dt.date(2026, 1, 11),
+        7,
+    )
+    assert (w02.as_of_date, bool(w02.is_partial)) == (dt.date(2026, 1, 11), False)
     day = _value(values, grain="day", period_label="2026-01-06")
-    assert (day.value, bool(day.is_partial)) == (0.5, False)
-    assert set(values["as_of_date"]) == {dt.date(2026, 1, 12)}
+    assert (day.value, bool(day.is_partial), day.as_of_date) == (0.5, False, dt.date(2026, 1, 6))
+    # Every period's as_of_date is its last covered day: the days 5..12 themselves.
+    assert set(values["as_of_date"]) == {dt.date(2026, 1, d) for d in range(5, 13)}
+    assert (values["as_of_date"] == values["covered_to"]).all()
 
 
 def test_segments_and_tactic_attribution(ran):
@@ -101,21 +127,30 @@ def test_scores_follow_the_path(ran):
         "select * from marts.kpi_scores where kpi_id = 'conv' and grain = 'week' "
         "and period_label = '2026-W02'"
     )
-    # Path: 0.01 on 2026-01-01 to 0.03 on 2026-12-31 (364 days); W02 is judged on Jan 11.
-    expected = 0.01 + 0.02 * 10 / 364
+    # Path: 0.01 on 2026-01-01 to 0.03 on 2026-12-31 (364 days). A period is compared with
+    # the path's average over its covered days: W02 Mon 5..Sun 11 are offsets 4..10 from
+    # 2026-01-01, midpoint 7: 0.01 + 0.02 x 7/364 = 0.010385.
+    expected = 0.01 + 0.02 * 7 / 364
     by_segment = {row.segment: row for row in scores.itertuples()}
     assert by_segment["all"].expected == pytest.approx(expected, rel=1e-12)
-    assert by_segment["all"].status == "on_track"  # 29/1510 = 0.0192 > 0.01055
-    assert by_segment["email_news"].status == "achieved"  # 0.10 >= target 0.03
-    # 14/1400 = 0.0100 is 0.00055 behind; the band is 10 % of 0.01055 = 0.00105.
+    assert by_segment["all"].status == "on_track"  # 29/1510 = 0.0192 > 0.010385
+    # 10/100 = 0.10; its Wilson 95 % interval [0.0552, 0.1744] clears target 0.03 whole.
+    assert by_segment["email_news"].status == "achieved"
+    # 14/1400 = 0.0100 is 0.000385 behind; the band is 10 % of 0.010385 = 0.00104.
     assert by_segment["unattributed"].status == "at_risk"
     assert by_segment["paid_brand"].status == "insufficient_data"  # 10 sessions < 50
     partial = project.read(
-        "select expected from marts.kpi_scores where kpi_id = 'conv' and grain = 'week' "
-        "and period_label = '2026-W03' and segment = 'all'"
+        "select period_label, expected from marts.kpi_scores where kpi_id = 'conv' "
+        "and segment = 'all' and period_label in ('2026-W03', '2026-01') order by period_label"
     )
-    # A partial period is judged on the last loaded day (Jan 12), not its end (Jan 18).
-    assert partial.expected.iloc[0] == pytest.approx(0.01 + 0.02 * 11 / 364, rel=1e-12)
+    by_period = dict(zip(partial.period_label, partial.expected, strict=True))
+    # A partial period is judged on its covered days only, not its whole span: W03 on
+    # Mon 12th alone (offset 11), not through its end (Sun 18th): 0.01 + 0.02 x 11/364.
+    assert by_period["2026-W03"] == pytest.approx(0.01 + 0.02 * 11 / 364, rel=1e-12)
+    # January, cut by history's start (5th) and the export's last day (12th): offsets 4..11,
+    # midpoint 7.5: 0.01 + 0.02 x 7.5/364 = 0.010412 (not from Jan 1st: offsets 0..11 would
+    # give midpoint 5.5).
+    assert by_period["2026-01"] == pytest.approx(0.01 + 0.02 * 7.5 / 364, rel=1e-12)
 
 
 def test_bad_rows_are_quarantined_and_counted(ran):
@@ -189,7 +224,31 @@ def test_unmapped_traffic_lists_what_no_tactic_claims(ran):
     preview = materialization.metadata["preview"].value
     assert "| google   | organic  | (not set)  |       1400 |" in preview
     unmapped = project.read("select * from marts.unmapped_traffic")
-    # Only google / organic matches no UTM rule: 900 + 5 x 100 sessions (bad row excluded).
+    assert list(unmapped.columns) == [
+        "source",
+        "medium",
+        "campaign",
+        "sessions",
+        "key_events",
+        "emails_sent",
+        "emails_delivered",
+        "email_unique_clicks",
+        "first_seen",
+        "last_seen",
+    ]
+    # Only google / organic matches no UTM rule: 900 + 5 x 100 sessions and 9 + 5 x 1 key
+    # events (bad row excluded); no email was ever sent for it, so the email sums are NULL.
     assert list(unmapped.itertuples(index=False, name=None)) == [
-        ("google", "organic", "(not set)", 1400.0, dt.date(2026, 1, 5), dt.date(2026, 1, 11))
+        (
+            "google",
+            "organic",
+            "(not set)",
+            1400.0,
+            14.0,
+            None,
+            None,
+            None,
+            dt.date(2026, 1, 5),
+            dt.date(2026, 1, 11),
+        )
     ]

@@ -225,11 +225,18 @@ def test_a_removed_source_stops_counting_and_prune_deletes_its_rows(
     )
     assert project.week("conv") == (29.0, 1510.0)
     # The undeclared source's rows are still in raw: 7 traffic rows, 7 x 2 non-zero events,
-    # its quarantined row and its manifest entry.
+    # its quarantined row, its manifest entry and the 7 days its file covered.
     extra = "source_id = 'extra'"
     counts = {t: project.count("raw", t, extra) for t in ("csv_traffic", "csv_events")}
     counts |= {t: project.count("raw", t, extra) for t in ("quarantine", "file_manifest")}
-    assert counts == {"csv_traffic": 7, "csv_events": 14, "quarantine": 1, "file_manifest": 1}
+    counts |= {"source_days": project.count("raw", "source_days", extra)}
+    assert counts == {
+        "csv_traffic": 7,
+        "csv_events": 14,
+        "quarantine": 1,
+        "file_manifest": 1,
+        "source_days": 7,
+    }
     export_counts = {t: project.count("raw", t, "source_id = 'export'") for t in counts}
 
     def lines(verb: str, total: int) -> list[str]:
@@ -241,12 +248,12 @@ def test_a_removed_source_stops_counting_and_prune_deletes_its_rows(
     plan_arg = ["--plan", str(project.plan_path)]
     dry = cli(["prune", *plan_arg, "--dry-run"], warehouse_url, cwd=tmp_path / "elsewhere")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines() == lines("would delete", 23)
+    assert dry.stdout.splitlines() == lines("would delete", 30)
     assert {t: project.count("raw", t, extra) for t in counts} == counts
 
     pruned = cli(["prune", *plan_arg], warehouse_url, cwd=tmp_path / "elsewhere")
     assert pruned.returncode == 0, pruned.stderr
-    assert pruned.stdout.splitlines() == lines("deleted", 23)
+    assert pruned.stdout.splitlines() == lines("deleted", 30)
     assert {t: project.count("raw", t, extra) for t in counts} == dict.fromkeys(counts, 0)
     assert {t: project.count("raw", t, "source_id = 'export'") for t in counts} == export_counts
     assert export_counts == {
@@ -254,6 +261,7 @@ def test_a_removed_source_stops_counting_and_prune_deletes_its_rows(
         "csv_events": 14,
         "quarantine": 1,
         "file_manifest": 1,
+        "source_days": 8,
     }
 
     again = cli(["prune", *plan_arg], warehouse_url, cwd=tmp_path / "elsewhere")

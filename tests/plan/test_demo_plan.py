@@ -97,6 +97,21 @@ def test_rate_kpis_resolve_their_measures(
     assert kpi.baseline.as_of < kpi.target.by
 
 
+def test_bounce_rate_is_the_complement_of_engaged_sessions(demo: LoadedPlan):
+    # Bounce = sessions not engaged, per session: the numerator is sessions minus engaged
+    # sessions, so the KPI names the subtracted measure and flags it as a complement.
+    [kpi] = [kpi for _, kpi in demo.plan.iter_kpis() if kpi.kind is KpiKind.BOUNCE_RATE]
+    assert kpi.id == "bounce_rate" and kpi.is_rate and kpi.numerator_is_complement
+    assert (kpi.resolved_numerator, kpi.resolved_denominator) == ("engaged_sessions", "sessions")
+    # Lower is better: the target sits below the baseline.
+    assert kpi.direction.value == "decrease"
+    assert kpi.target.value < kpi.baseline.value
+    assert [g.value for g in kpi.grains] == ["month", "quarter"]
+    # The other rates count their numerator directly.
+    others = [k for _, k in demo.plan.iter_kpis() if k.is_rate and k.id != "bounce_rate"]
+    assert others and not any(k.numerator_is_complement for k in others)
+
+
 def test_volume_kpi_resolves_its_measure(demo: LoadedPlan):
     [kpi] = [kpi for _, kpi in demo.plan.iter_kpis() if kpi.kind is KpiKind.VOLUME]
     assert not kpi.is_rate

@@ -93,7 +93,13 @@ CASES = [
     # A misspelt optional KPI field would otherwise silently fall back to the default tolerance.
     case(
         "misspelt-tolerance-in-kpi",
-        [("tolerance: 0.02", "tolerence: 0.02")],
+        # engagement_rate's tolerance (bounce_rate has the same line; its segments tell them apart).
+        [
+            (
+                "segments: [tactic, device]\n        tolerance: 0.02",
+                "segments: [tactic, device]\n        tolerence: 0.02",
+            )
+        ],
         Expect("objectives[1].kpis[0].tolerence", "tolerence: 0.02", "unknown key"),
     ),
     # A task_completion_rate numerator must name a declared (or built-in) measure.
@@ -297,8 +303,8 @@ CASES = [
     # The KPI kind selects the SQL: an unknown one must list the valid kinds.
     case(
         "unknown-kpi-kind",
-        [("kind: engagement_rate", "kind: bounce_rate")],
-        Expect("objectives[1].kpis[0].kind", "kind: bounce_rate", "'task_completion_rate'"),
+        [("kind: engagement_rate", "kind: exit_rate")],
+        Expect("objectives[1].kpis[0].kind", "kind: exit_rate", "'task_completion_rate'"),
     ),
     # The error names the offending list item, on the flow sequence's line.
     case(
@@ -340,7 +346,12 @@ CASES = [
     case(
         "volume-kpi-two-grains",
         [("grains: [month]", "grains: [month, quarter]")],
-        Expect("objectives[2].kpis[1].grains", "grains: [month, quarter]", "list exactly one"),
+        # bounce_rate also lists [month, quarter]: the anchor takes the volume KPI's next line.
+        Expect(
+            "objectives[2].kpis[1].grains",
+            "grains: [month, quarter]\n        tolerance: 0.1",
+            "list exactly one",
+        ),
     ),
     # Two independent checks fire on the same field: both are reported.
     case(

@@ -1,6 +1,6 @@
--- grain: one row per date and quality flag raised by any GA4 report of that day
--- keys: date, quality_flag
--- description: Days whose GA4 data was sampled, thresholded, folded into (other), truncated or in another time zone.
+-- grain: one row per GA4 source, date and quality flag raised by any of its reports that day
+-- keys: source_id, date, quality_flag
+-- description: Days whose GA4 data was sampled, thresholded, folded into (other), truncated or in another time zone, per property: a flag reaches only the KPIs that property feeds.
 with
 
 extract_log as (
@@ -11,21 +11,21 @@ extract_log as (
 
 flags as (
 
-    select date, 'sampled' as quality_flag from extract_log where sampled
+    select source_id, date, 'sampled' as quality_flag from extract_log where sampled
     union all
-    select date, 'thresholded' as quality_flag from extract_log where subject_to_thresholding
+    select source_id, date, 'thresholded' as quality_flag from extract_log where subject_to_thresholding
     union all
-    select date, 'other_row' as quality_flag from extract_log where data_loss_from_other_row
+    select source_id, date, 'other_row' as quality_flag from extract_log where data_loss_from_other_row
     union all
-    select date, 'truncated' as quality_flag from extract_log where truncation_reasons is not null
+    select source_id, date, 'truncated' as quality_flag from extract_log where truncation_reasons is not null
     union all
-    select date, 'timezone_mismatch' as quality_flag from extract_log where timezone_mismatch
+    select source_id, date, 'timezone_mismatch' as quality_flag from extract_log where timezone_mismatch
 
 ),
 
 final as (
 
-    select distinct date, quality_flag from flags
+    select distinct source_id, date, quality_flag from flags
 
 )
 

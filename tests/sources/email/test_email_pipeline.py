@@ -90,12 +90,19 @@ objectives:
         grains: [week]
 """
 
+# The export has rows on every day of week 2026-W02 (Monday 5 to Sunday 11), so it covers
+# the whole week however file coverage is counted (days with rows, or days the file spans):
+# a KPI mixing it with the email platform is judged on all seven days.
 EXPORT = """\
 date,source,medium,campaign,landing_page,device,sessions,engaged_sessions,key_events
 2026-01-05,newsletter,email,jan_promo,/,desktop,100,60,10
 2026-01-06,newsletter,email,jan_promo,/,mobile,50,20,2
 2026-01-05,google,organic,,/,mobile,900,400,9
 2026-01-07,google,cpc,brand_search,/,desktop,10,5,5
+2026-01-08,google,organic,,/,mobile,100,40,1
+2026-01-09,google,organic,,/,mobile,100,40,1
+2026-01-10,google,organic,,/,mobile,100,40,1
+2026-01-11,google,organic,,/,mobile,100,40,1
 """
 
 # Campaign c1: 1000 sent, 40 bounced -> 960 delivered; 500 unique opens, 120 by privacy
@@ -239,11 +246,19 @@ def test_email_kpis_sit_next_to_site_kpis_of_the_same_tactic(tmp_path, served):
     }
 
     # Site conversions from UTM medium email over the platform's delivered emails, joined by
-    # tactic: 12 key events on the site / 1640 emails delivered.
+    # tactic: 12 key events on the site / 1640 emails delivered (c1 on the 5th, c2 on the 8th,
+    # c3 on the 11th). Both sources, the export and the platform, covered all 7 days of W02
+    # (the organic traffic of the 8th..11th is not email's: it adds no key event here).
     everything = _read(url, "select * from marts.kpi_values where kpi_id = 'email_conversions'")
     driven = _week(everything, "email_conversions", "all")
     assert (driven.numerator, driven.denominator) == (12.0, 1640.0)
     assert driven.value == pytest.approx(12 / 1640)
+    assert (driven.covered_from, driven.covered_to, driven.days_covered) == (
+        dt.date(2026, 1, 5),
+        dt.date(2026, 1, 11),
+        7,
+    )
+    assert not driven.is_partial
 
 
 def test_raw_rows_record_the_machine_open_exclusion_and_list_growth(tmp_path, served):

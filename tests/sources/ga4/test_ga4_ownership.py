@@ -373,8 +373,25 @@ def test_an_empty_answer_keeps_the_day_and_fails_until_allowed(
     events = project.read(f"select count(*) as n from {{raw}}.ga4_events where date = '{TUE}'")
     assert events["n"].tolist() == [0]
     found = figures(project.kpi_values())
-    assert ("conv", "day", "2026-01-06", "all") not in found
+    # Tuesday was pulled and accepted empty: a day GA4 covered with nothing in it. Its
+    # 'all' row says so (0 key events over 0 sessions: no rate), and no segment has a row.
+    tuesday = {key: found[key] for key in found if key[:3] == ("conv", "day", "2026-01-06")}
+    assert list(tuesday) == [("conv", "day", "2026-01-06", "all")]
+    numerator, denominator, value = tuesday[("conv", "day", "2026-01-06", "all")]
+    assert (numerator, denominator) == (0.0, 0.0) and pd.isna(value)
+    status = project.read(
+        "select status from {marts}.kpi_scores where kpi_id = 'conv' and grain = 'day' "
+        "and period_label = '2026-01-06' and segment = 'all'"
+    )
+    assert status["status"].tolist() == ["insufficient_data"]
     # Key events 10 + 9 + 1 over sessions 200 + 900 + 300; engaged 60 + 400 + 50.
     assert found[("conv", "week", W02, "all")] == (20.0, 1400.0, pytest.approx(20 / 1400))
     assert found[("eng", "week", W02, "all")] == (510.0, 1400.0, pytest.approx(510 / 1400))
     assert found[("task", "week", W02, "all")] == (2.0, 4.0, 0.5)
+    # The week is judged on Monday..Wednesday, the empty Tuesday included: 3 of its 7 days.
+    week = project.read(
+        "select covered_from, covered_to, days_covered, is_partial from {marts}.kpi_values "
+        f"where kpi_id = 'conv' and grain = 'week' and period_label = '{W02}' "
+        "and segment = 'all'"
+    )
+    assert week.values.tolist() == [[MON, WED, 3, True]]

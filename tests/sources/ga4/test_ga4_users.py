@@ -131,8 +131,16 @@ def users_ranges(fake, since: int = 0) -> list[tuple[str, list[str], dt.date, dt
 def users_values(project):
     frame = project.read(
         "select kpi_id, grain, period_label, segment, numerator, denominator, value, "
-        "is_partial, days_with_data from marts.kpi_values where kpi_id like '%users' "
-        "order by kpi_id, period_start, segment"
+        "is_partial, covered_from, covered_to, days_covered from marts.kpi_values "
+        "where kpi_id like '%users' order by kpi_id, period_start, segment"
+    )
+    return [tuple(row) for row in frame.itertuples(index=False)]
+
+
+def users_days_with_data(project):
+    frame = project.read(
+        "select kpi_id, period_label, segment, days_with_data from marts.kpi_values "
+        "where kpi_id like '%users' order by kpi_id, period_start, segment"
     )
     return [tuple(row) for row in frame.itertuples(index=False)]
 
@@ -161,19 +169,34 @@ def test_users_are_requested_per_period_and_never_summed_from_days(ga4_project):
         ("totalUsers", ["deviceCategory"], D(2026, 1, 5), D(2026, 1, 11)),
         ("totalUsers", ["deviceCategory"], D(2026, 1, 12), D(2026, 1, 14)),
     ]
-    # Loaded days with data: 5, 6, 7 and 14 January.
+    # GA4 covered every day it was pulled, 5 to 14 January (rows or not): the month is judged
+    # on the 5th..14th (10 of 31 days), W02 on all its 7 days, W03 on the 12th..14th (3 of 7).
+    jan5, jan11, jan12, jan14 = D(2026, 1, 5), D(2026, 1, 11), D(2026, 1, 12), D(2026, 1, 14)
     assert users_values(ga4_project) == [
-        ("mo_users", "month", "2026-01", "all", 1234.0, None, 1234.0, True, 4),
-        ("wk_users", "week", "2026-W02", "all", 1000.0, None, 1000.0, False, 3),
-        ("wk_users", "week", "2026-W02", "desktop", 700.0, None, 700.0, False, 3),
-        ("wk_users", "week", "2026-W02", "mobile", 400.0, None, 400.0, False, 3),
-        ("wk_users", "week", "2026-W02", "tablet", 50.0, None, 50.0, False, 3),
-        ("wk_users", "week", "2026-W03", "all", 300.0, None, 300.0, True, 1),
-        ("wk_users", "week", "2026-W03", "desktop", 200.0, None, 200.0, True, 1),
-        ("wk_users", "week", "2026-W03", "mobile", 150.0, None, 150.0, True, 1),
+        ("mo_users", "month", "2026-01", "all", 1234.0, None, 1234.0, True, jan5, jan14, 10),
+        ("wk_users", "week", "2026-W02", "all", 1000.0, None, 1000.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "desktop", 700.0, None, 700.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "mobile", 400.0, None, 400.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "tablet", 50.0, None, 50.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W03", "all", 300.0, None, 300.0, True, jan12, jan14, 3),
+        ("wk_users", "week", "2026-W03", "desktop", 200.0, None, 200.0, True, jan12, jan14, 3),
+        ("wk_users", "week", "2026-W03", "mobile", 150.0, None, 150.0, True, jan12, jan14, 3),
     ]
-    scores = ga4_project.read("select kpi_id, status from marts.kpi_scores where kind = 'users'")
+    # Loaded days with data (GA4 rows): 5, 6, 7 and 14 January. Checked at the end, once the
+    # later run's figures are checked too.
+    first_days_with_data = users_days_with_data(ga4_project)
+    scores = ga4_project.read(
+        "select kpi_id, period_label, segment, expected from marts.kpi_scores "
+        "where kind = 'users' and segment = 'all' order by kpi_id, period_label"
+    )
     assert set(scores["kpi_id"]) == {"wk_users", "mo_users"}
+    # Expected = the path's average over the covered days (offsets from 2026-01-01, 364 days):
+    # month 5th..14th, offsets 4..13, midpoint 8.5: 3000 + 2000 x 8.5/364 = 3046.70;
+    # W02 offsets 4..10, midpoint 7: 900 + 600 x 7/364 = 911.54;
+    # W03 so far 12th..14th, offsets 11..13, midpoint 12: 900 + 600 x 12/364 = 919.78.
+    assert scores["expected"].tolist() == pytest.approx(
+        [3000 + 2000 * 8.5 / 364, 900 + 600 * 7 / 364, 900 + 600 * 12 / 364], rel=1e-12
+    )
 
     # A later run (15 to 20 January, re-pulling from the 12th) re-requests the cut week and
     # month through its own last day and replaces their figures.
@@ -193,17 +216,20 @@ def test_users_are_requested_per_period_and_never_summed_from_days(ga4_project):
         ("totalUsers", ["deviceCategory"], D(2026, 1, 12), D(2026, 1, 18)),
         ("totalUsers", ["deviceCategory"], D(2026, 1, 19), D(2026, 1, 20)),
     ]
+    # Covered now 5 to 20 January: the month 16 of 31 days, W03 whole (12th..18th), W04 the
+    # 19th..20th (2 of 7).
+    jan18, jan19, jan20 = D(2026, 1, 18), D(2026, 1, 19), D(2026, 1, 20)
     assert users_values(ga4_project) == [
-        ("mo_users", "month", "2026-01", "all", 1800.0, None, 1800.0, True, 5),
-        ("wk_users", "week", "2026-W02", "all", 1000.0, None, 1000.0, False, 3),
-        ("wk_users", "week", "2026-W02", "desktop", 700.0, None, 700.0, False, 3),
-        ("wk_users", "week", "2026-W02", "mobile", 400.0, None, 400.0, False, 3),
-        ("wk_users", "week", "2026-W02", "tablet", 50.0, None, 50.0, False, 3),
-        ("wk_users", "week", "2026-W03", "all", 520.0, None, 520.0, False, 1),
-        ("wk_users", "week", "2026-W03", "desktop", 330.0, None, 330.0, False, 1),
-        ("wk_users", "week", "2026-W03", "mobile", 260.0, None, 260.0, False, 1),
-        ("wk_users", "week", "2026-W04", "all", 90.0, None, 90.0, True, 1),
-        ("wk_users", "week", "2026-W04", "desktop", 90.0, None, 90.0, True, 1),
+        ("mo_users", "month", "2026-01", "all", 1800.0, None, 1800.0, True, jan5, jan20, 16),
+        ("wk_users", "week", "2026-W02", "all", 1000.0, None, 1000.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "desktop", 700.0, None, 700.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "mobile", 400.0, None, 400.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W02", "tablet", 50.0, None, 50.0, False, jan5, jan11, 7),
+        ("wk_users", "week", "2026-W03", "all", 520.0, None, 520.0, False, jan12, jan18, 7),
+        ("wk_users", "week", "2026-W03", "desktop", 330.0, None, 330.0, False, jan12, jan18, 7),
+        ("wk_users", "week", "2026-W03", "mobile", 260.0, None, 260.0, False, jan12, jan18, 7),
+        ("wk_users", "week", "2026-W04", "all", 90.0, None, 90.0, True, jan19, jan20, 2),
+        ("wk_users", "week", "2026-W04", "desktop", 90.0, None, 90.0, True, jan19, jan20, 2),
     ]
     raw = ga4_project.read(
         "select period_start, through_day, count(*) as n from raw.ga4_period_users "
@@ -213,4 +239,28 @@ def test_users_are_requested_per_period_and_never_summed_from_days(ga4_project):
         (D(2026, 1, 5), D(2026, 1, 11), 4),
         (D(2026, 1, 12), D(2026, 1, 18), 3),  # the cut figure (through the 14th) is gone
         (D(2026, 1, 19), D(2026, 1, 20), 2),
+    ]
+    # Days with data stay the days GA4 had rows (5, 6, 7 and 14 January, then the 20th too),
+    # as for every other KPI, not the days covered.
+    assert first_days_with_data == [
+        ("mo_users", "2026-01", "all", 4),
+        ("wk_users", "2026-W02", "all", 3),
+        ("wk_users", "2026-W02", "desktop", 3),
+        ("wk_users", "2026-W02", "mobile", 3),
+        ("wk_users", "2026-W02", "tablet", 3),
+        ("wk_users", "2026-W03", "all", 1),
+        ("wk_users", "2026-W03", "desktop", 1),
+        ("wk_users", "2026-W03", "mobile", 1),
+    ]
+    assert users_days_with_data(ga4_project) == [
+        ("mo_users", "2026-01", "all", 5),
+        ("wk_users", "2026-W02", "all", 3),
+        ("wk_users", "2026-W02", "desktop", 3),
+        ("wk_users", "2026-W02", "mobile", 3),
+        ("wk_users", "2026-W02", "tablet", 3),
+        ("wk_users", "2026-W03", "all", 1),
+        ("wk_users", "2026-W03", "desktop", 1),
+        ("wk_users", "2026-W03", "mobile", 1),
+        ("wk_users", "2026-W04", "all", 1),
+        ("wk_users", "2026-W04", "desktop", 1),
     ]
