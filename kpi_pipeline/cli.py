@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     from kpi_pipeline.defs.partitions import ALLOW_MISSING_TAG
     from kpi_pipeline.defs.sources.ga4_assets import ROLLBACK_TAG
     from kpi_pipeline.metrics.periods import last_closed_day
-    from kpi_pipeline.runs import run_days, step_failures
+    from kpi_pipeline.runs import check_summary, run_days, step_failures
 
     if args.rollback < 0:
         print("--rollback needs a number of days, 0 or more", file=sys.stderr)
@@ -171,12 +171,19 @@ def _run(args: argparse.Namespace) -> int:
             **({ALLOW_MISSING_TAG: "1"} if args.allow_missing else {}),
         },
     )
+    checks = check_summary(result)
+    for line in checks.failed:
+        print(line, file=sys.stderr)
     if not result.success:
         for step, message in step_failures(result).items():
             print(f"step {step} failed: {message}", file=sys.stderr)
         return 1
     days = (last - first).days + 1
     print(f"run {result.run_id} materialized {days} day(s) {first}..{last}")
+    print(
+        f"data checks: {checks.passed} passed, {len(checks.failed)} failed"
+        + (" (see above; marts.check_results has the history)" if checks.failed else "")
+    )
     return 0
 
 

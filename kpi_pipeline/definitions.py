@@ -12,6 +12,7 @@ from kpi_pipeline.defs.alerts_assets import (
     build_alert_assets,
     build_alert_sensors,
 )
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.jobs import build_daily_job, build_daily_schedule
 from kpi_pipeline.defs.partitions import daily_partitions
 from kpi_pipeline.defs.plan_assets import build_plan_assets
@@ -23,6 +24,7 @@ from kpi_pipeline.defs.sources.ga4_assets import build_ga4_assets, build_ga4_res
 from kpi_pipeline.defs.sources.session_csv_assets import build_session_csv_assets
 from kpi_pipeline.defs.sql_assets import build_sql_model_assets
 from kpi_pipeline.plan.loader import load_plan
+from kpi_pipeline.warehouse.sql_models import discover_models
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLAN = PROJECT_ROOT / "plan_config" / "demo.yaml"
@@ -48,15 +50,17 @@ def build_definitions(
     else:
         warehouse = WarehouseResource(plan_id=loaded.plan_id)
     job = build_daily_job(partitions)
+    models = discover_models(SQL_MODELS_ROOT)
+    checks = AssetChecks(loaded, models)
     return dg.Definitions(
         assets=[
             *build_plan_assets(loaded),
-            *build_csv_assets(loaded, partitions),
-            *build_ga4_assets(loaded, partitions),
-            *build_email_assets(loaded, partitions),
-            *build_session_csv_assets(loaded, partitions),
-            *build_sql_model_assets(SQL_MODELS_ROOT),
-            *build_scoring_assets(loaded),
+            *build_csv_assets(loaded, partitions, checks),
+            *build_ga4_assets(loaded, partitions, checks),
+            *build_email_assets(loaded, partitions, checks),
+            *build_session_csv_assets(loaded, partitions, checks),
+            *build_sql_model_assets(models, checks),
+            *build_scoring_assets(loaded, checks),
             *build_alert_assets(loaded),
         ],
         jobs=[job],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -57,6 +58,31 @@ def step_failures(result: dg.ExecuteInProcessResult) -> dict[str, str]:
                 error = error.cause or error.context
             failures[event.step_key] = _without_class(error) if error else "unknown error"
     return failures
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    passed: int
+    failed: list[str]  # one line per failed check: asset, check, severity, what it saw
+
+
+def check_summary(result: dg.ExecuteInProcessResult) -> CheckSummary:
+    """The run's data checks: how many passed, and a line for each that failed."""
+    passed, failed = 0, []
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        evaluation = event.event_specific_data
+        if evaluation.passed:
+            passed += 1
+            continue
+        observed = evaluation.metadata.get("observed")
+        failed.append(
+            f"check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed "
+            f"({evaluation.severity.value.lower()}): "
+            f"{observed.value if observed is not None else 'see the Dagster UI'}"
+        )
+    return CheckSummary(passed, failed)
 
 
 def _without_class(error) -> str:

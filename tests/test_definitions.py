@@ -17,6 +17,9 @@ EXPECTED_ASSET_KEYS = {
     "intermediate/int_web_analytics__measures",
     "intermediate/int_ga4__quality_flags_daily",
     "intermediate/int_kpi_measures_daily",
+    # The days each KPI's sources all covered: what its periods are judged on.
+    "intermediate/int_kpi_days_covered",
+    "intermediate/int_quality_flags_daily",
     "intermediate/int_measures_unioned",
     "intermediate/int_session_csv__measures",
     "intermediate/int_measures_aggregated_daily",
@@ -33,6 +36,7 @@ EXPECTED_ASSET_KEYS = {
     "plan/calendar",
     "plan/kpi_grains",
     "plan/kpi_segments",
+    "plan/kpi_sources",
     "plan/kpi_tactics",
     "plan/sources",
     "plan/kpis",
@@ -57,6 +61,10 @@ EXPECTED_ASSET_KEYS = {
     "staging/stg_ga4__extract_log",
     "staging/stg_ga4__period_users",
     "staging/stg_ga4__traffic",
+    # Staging of raw.source_days, which the loaders write alongside their own tables: the
+    # raw table itself is not an asset.
+    "staging/stg_loading__source_days",
+    "staging/stg_checks__flags",
 }
 
 
@@ -71,11 +79,14 @@ def test_asset_keys_groups_and_partitions():
     assert raw.partitions_def.timezone == "America/Toronto"
     assert raw.partitions_def.start.date().isoformat() == "2025-06-01"
     assert raw.backfill_policy == dg.BackfillPolicy.single_run()
-    # SQL dependencies come from ref()/source(): kpi_values reads the daily measures.
-    assert (
-        dg.AssetKey(["intermediate", "int_measures_aggregated_daily"])
-        in graph.get(dg.AssetKey(["marts", "kpi_values"])).parent_keys
-    )
+    # SQL dependencies come from ref()/source(): kpi_values reads the daily KPI measures
+    # and the days they cover.
+    parents = graph.get(dg.AssetKey(["marts", "kpi_values"])).parent_keys
+    assert dg.AssetKey(["intermediate", "int_kpi_measures_daily"]) in parents
+    assert dg.AssetKey(["intermediate", "int_kpi_days_covered"]) in parents
+    # raw.source_days has several writers: its readers depend on each of them.
+    coverage = graph.get(dg.AssetKey(["staging", "stg_loading__source_days"])).parent_keys
+    assert {dg.AssetKey(["raw", "ga4_traffic"]), dg.AssetKey(["raw", "csv_traffic"])} <= coverage
     schedule = defs.resolve_schedule_def("daily_kpis_schedule")
     assert schedule.cron_schedule == "0 6 * * *"
     assert schedule.execution_timezone == "America/Toronto"

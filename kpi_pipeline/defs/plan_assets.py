@@ -4,9 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
+from kpi_pipeline.checks.results import CHECK_FLAGS
 from kpi_pipeline.defs.keys import table_key
 from kpi_pipeline.defs.partitions import failure
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.loading.coverage import SOURCE_DAYS
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.loading.plans import record_plan_run
 from kpi_pipeline.metrics.plan_tables import PLAN_TABLES, plan_tables
@@ -35,7 +37,8 @@ def build_plan_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
             record_plan_run(wh, loaded, context.run_id, dt.datetime.now(dt.UTC))
         except LoadError as exc:
             raise failure(exc) from None
-        for spec in PLAN_TABLES:
+        # Tables every plan's SQL models read, whatever its sources (and before its checks).
+        for spec in (*PLAN_TABLES, SOURCE_DAYS, CHECK_FLAGS):
             wh.ensure_table(spec)
         with wh.transaction() as conn:
             for spec in PLAN_TABLES:

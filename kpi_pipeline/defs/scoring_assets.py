@@ -4,6 +4,8 @@ import datetime as dt
 
 import dagster as dg
 
+from kpi_pipeline.checks.results import record_snapshot
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key, table_key
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.metrics.period_to_date import KPI_PERIOD_TO_DATE, period_to_date
@@ -28,7 +30,7 @@ KPI_VALUES_KEY = relation_key("marts", "kpi_values")
 KPI_MEASURES_DAILY_KEY = relation_key("intermediate", "int_kpi_measures_daily")
 
 
-def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
+def build_scoring_assets(loaded: LoadedPlan, checks: AssetChecks) -> list[dg.AssetsDefinition]:
     confidence = loaded.plan.scoring.confidence
     goals = {kpi.id: Goal.of(kpi, confidence) for _, kpi in loaded.plan.iter_kpis()}
 
@@ -63,6 +65,7 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=table_key(KPI_SNAPSHOTS),
+        check_specs=checks.specs(table_key(KPI_SNAPSHOTS)),
         deps=[kpi_scores],
         group_name="scoring",
         kinds={"python", "pandas"},
@@ -81,9 +84,12 @@ def build_scoring_assets(loaded: LoadedPlan) -> list[dg.AssetsDefinition]:
         with wh.transaction() as conn:
             # Keyed by run id: a retried step replaces its own rows, never duplicates them.
             wh.replace_rows(conn, KPI_SNAPSHOTS, snapshot, Match({"run_id": context.run_id}))
-        return dg.MaterializeResult(
+            # What was written, so a later change to these rows is detectable (a check).
+            record_snapshot(wh, conn, context.run_id, snapshot, dt.datetime.now(dt.UTC))
+        yield dg.MaterializeResult(
             metadata={"dagster/row_count": len(snapshot), "plan_hash": loaded.plan_hash}
         )
+        yield from checks.evaluate(context, wh, table_key(KPI_SNAPSHOTS))
 
     directions = {kpi.id: kpi.direction.value for _, kpi in loaded.plan.iter_kpis()}
     objectives = {kpi.id: o.id for o, kpi in loaded.plan.iter_kpis()}

@@ -1,30 +1,52 @@
 """One asset per model in `dbt_like_sql/`, with dependencies read from its refs and sources."""
 
-from pathlib import Path
-
 import dagster as dg
 
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key
 from kpi_pipeline.defs.resources import WarehouseResource
-from kpi_pipeline.warehouse.sql_models import SqlModel, discover_models, run_model
+from kpi_pipeline.warehouse.sql_models import SqlModel, run_model
 
 # Staging stays its own group; the layers that compute KPIs read as one concept.
 _GROUP_OF_LAYER = {"staging": "staging", "intermediate": "kpis", "marts": "kpis"}
 
 
-def build_sql_model_assets(models_root: Path) -> list[dg.AssetsDefinition]:
-    models = discover_models(models_root)
+def build_sql_model_assets(
+    models: list[SqlModel], checks: AssetChecks
+) -> list[dg.AssetsDefinition]:
     layer_of = {m.name: m.layer for m in models}
-    return [_model_asset(model, layer_of) for model in models]
+    return [_model_asset(model, layer_of, checks) for model in models]
 
 
-def _model_asset(model: SqlModel, layer_of: dict[str, str]) -> dg.AssetsDefinition:
+# Tables several source assets write (a Dagster asset has one writer): a model reading them
+# depends on those writers instead.
+_WRITTEN_BY = {
+    ("raw", "source_days"): [
+        relation_key("raw", name)
+        for name in ("csv_traffic", "session_csv_rows", "ga4_traffic", "email_campaigns")
+    ],
+    # Written by the data checks of the raw tables, which run in those tables' own steps.
+    ("raw", "check_flags"): [
+        relation_key("raw", name)
+        for name in ("csv_traffic", "session_csv_rows", "ga4_traffic", "email_campaigns")
+    ],
+}
+
+
+def _model_asset(
+    model: SqlModel, layer_of: dict[str, str], checks: AssetChecks
+) -> dg.AssetsDefinition:
     deps = [relation_key(layer_of[ref], ref) for ref in model.refs] + [
-        relation_key(schema, table) for schema, table in model.sources
+        key
+        for schema, table in model.sources
+        for key in _WRITTEN_BY.get((schema, table), [relation_key(schema, table)])
     ]
 
+    key = relation_key(model.layer, model.name)
+
     @dg.asset(
-        key=relation_key(model.layer, model.name),
+        key=key,
+        check_specs=checks.specs(key),
         deps=deps,
         group_name=_GROUP_OF_LAYER[model.layer],
         kinds={"sql"},
@@ -35,9 +57,7 @@ def _model_asset(model: SqlModel, layer_of: dict[str, str]) -> dg.AssetsDefiniti
             "sql_file": str(model.path),
         },
     )
-    def _run(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
+    def _run(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         rows = run_model(wh, model, layer_of)
         relation = wh.relation(model.schema, model.name)
@@ -49,6 +69,7 @@ def _model_asset(model: SqlModel, layer_of: dict[str, str]) -> dg.AssetsDefiniti
                 f"select * from {relation} order by {model.preview_order_by} limit 10"
             )
             metadata["preview"] = dg.MetadataValue.md(preview.to_markdown(index=False))
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata)
+        yield from checks.evaluate(context, wh, key)
 
     return _run

@@ -52,6 +52,8 @@ class SqlModel:
     description: str
     # `-- preview_order_by: sessions desc` shows the model's first rows in the asset metadata.
     preview_order_by: str | None = None
+    # `-- keys: kpi_id, grain, ...`: one row per combination, never null (checked each run).
+    keys: tuple[str, ...] = ()
 
     @property
     def schema(self) -> str:
@@ -120,7 +122,18 @@ def _parse_model(path: Path, root: Path) -> SqlModel:
         grain=header["grain"],
         description=header.get("description", ""),
         preview_order_by=header.get("preview_order_by"),
+        keys=_keys(path, header.get("keys")),
     )
+
+
+def _keys(path: Path, text: str | None) -> tuple[str, ...]:
+    if text is None:
+        raise SqlModelError(f"{path}: the header must state the model's keys (-- keys: a, b)")
+    keys = tuple(part.strip() for part in text.split(","))
+    bad = [key for key in keys if not re.fullmatch(r"[a-z_][a-z0-9_]*", key)]
+    if bad:
+        raise SqlModelError(f"{path}: keys must be column names, not {bad[0]!r}")
+    return keys
 
 
 def render_model(

@@ -19,10 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 THINGS = TableSpec("raw", "things", (("name", "text"),), grain="one row per thing")
 
 
-def _write(root: Path, relative: str, body: str, grain: str = "one row per thing") -> None:
+def _write(
+    root: Path, relative: str, body: str, grain: str = "one row per thing", keys: str = "id"
+) -> None:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"-- grain: {grain}\n{body}\n", encoding="utf-8")
+    header = f"-- grain: {grain}\n" + (f"-- keys: {keys}\n" if keys else "")
+    path.write_text(f"{header}{body}\n", encoding="utf-8")
 
 
 def test_project_models_come_in_dependency_order():
@@ -86,6 +89,25 @@ def test_a_model_without_a_grain_is_rejected(tmp_path):
     path.write_text("select 1\n", encoding="utf-8")
     with pytest.raises(SqlModelError, match="must state the model's grain"):
         discover_models(tmp_path)
+
+
+def test_a_model_without_keys_is_rejected(tmp_path):
+    # Keys are what the model's checks hold it to: a model cannot ship without them.
+    _write(tmp_path, "marts/a.sql", "select 1 as id", keys="")
+    with pytest.raises(SqlModelError, match=r"a.sql: the header must state the model's keys"):
+        discover_models(tmp_path)
+
+
+def test_keys_must_be_column_names(tmp_path):
+    _write(tmp_path, "marts/a.sql", "select 1 as id", keys="id, lower(name)")
+    with pytest.raises(SqlModelError, match=r"keys must be column names, not 'lower\(name\)'"):
+        discover_models(tmp_path)
+
+
+def test_project_models_state_their_keys():
+    keys = {m.name: m.keys for m in discover_models(ROOT / "dbt_like_sql")}
+    assert keys["kpi_values"] == ("kpi_id", "grain", "period_start", "segment_type", "segment")
+    assert all(keys.values())
 
 
 def _shape(sql: str, dialect: str) -> tuple[set[tuple[str, str]], list[str]]:

@@ -1,4 +1,4 @@
--- grain: one row per source, source row and measure (sessions, engaged sessions, key events, declared event counts)
+-- grain: one row per source, day, source/medium/campaign, device and measure (sessions, engaged sessions, key events, declared event counts)
 -- keys: source_id, date, source, medium, campaign, device, measure_id
 -- description: Web analytics traffic and event counts (CSV exports and GA4 alike) as additive measures in one long shape, ready to union with other sources.
 with
@@ -57,11 +57,16 @@ event_measures as (
 
 ),
 
+-- Landing pages are not a KPI dimension: rows of one source day and UTM combination add up.
 final as (
 
-    select * from traffic_measures
-    union all
-    select * from event_measures
+    select source_id, date, source, medium, campaign, device, measure_id, sum(value) as value
+    from (
+        select * from traffic_measures
+        union all
+        select * from event_measures
+    ) as measures
+    group by 1, 2, 3, 4, 5, 6, 7
 
 )
 

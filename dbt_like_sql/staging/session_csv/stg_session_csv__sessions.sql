@@ -28,7 +28,9 @@ renamed as (
         lower(campaign) as campaign,
         audience,
         converted,
-        engaged
+        engaged,
+        file,
+        line
 
     from source
     where source_id in (select source_id from active_sources)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
@@ -13,7 +14,7 @@ from kpi_pipeline.sources.csv_export import CSV_EVENTS, CSV_TRAFFIC
 
 
 def build_csv_assets(
-    loaded: LoadedPlan, partitions: dg.PartitionsDefinition
+    loaded: LoadedPlan, partitions: dg.PartitionsDefinition, checks: AssetChecks
 ) -> list[dg.AssetsDefinition]:
     specs = [
         dg.AssetSpec(
@@ -37,6 +38,7 @@ def build_csv_assets(
     @dg.multi_asset(
         name="csv_exports",
         specs=specs,
+        check_specs=checks.specs(*(spec.key for spec in specs)),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -53,5 +55,6 @@ def build_csv_assets(
             yield dg.MaterializeResult(
                 asset_key=table_key(spec), metadata={**common, "dagster/row_count": rows}
             )
+        yield from checks.evaluate(context, warehouse.get(), *(spec.key for spec in specs))
 
     return [csv_exports]

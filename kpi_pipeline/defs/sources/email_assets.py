@@ -9,6 +9,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
@@ -70,7 +71,7 @@ def build_email_resources(loaded: LoadedPlan) -> dict[str, EmailPlatformResource
 
 
 def build_email_assets(
-    loaded: LoadedPlan, partitions: dg.PartitionsDefinition
+    loaded: LoadedPlan, partitions: dg.PartitionsDefinition, checks: AssetChecks
 ) -> list[dg.AssetsDefinition]:
     """The email tables exist in every plan (empty without email sources): SQL models read them."""
     plan = loaded.plan
@@ -99,6 +100,7 @@ def build_email_assets(
     @dg.multi_asset(
         name="email_platforms",
         specs=specs,
+        check_specs=checks.specs(*(spec.key for spec in specs)),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         required_resource_keys={"warehouse", *(resource_key(s) for s in sources)},
@@ -161,6 +163,7 @@ def build_email_assets(
                 "dagster/row_count": sum(len(e.list_growth) for e, _ in extracts.values()),
             },
         )
+        yield from checks.evaluate(context, wh.get(), *(spec.key for spec in specs))
 
     return [email_platforms]
 

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 import dagster as dg
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
@@ -85,7 +86,7 @@ def build_ga4_resources(loaded: LoadedPlan, endpoint: str | None) -> dict[str, G
 
 
 def build_ga4_assets(
-    loaded: LoadedPlan, partitions: dg.PartitionsDefinition
+    loaded: LoadedPlan, partitions: dg.PartitionsDefinition, checks: AssetChecks
 ) -> list[dg.AssetsDefinition]:
     plan = loaded.plan
     sources = ga4_sources(loaded)
@@ -129,6 +130,7 @@ def build_ga4_assets(
     @dg.multi_asset(
         name="ga4_reports",
         specs=specs,
+        check_specs=checks.specs(*(spec.key for spec in specs)),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         required_resource_keys={"warehouse", *(resource_key(s) for s in sources)},
@@ -186,6 +188,7 @@ def build_ga4_assets(
             asset_key=table_key(GA4_EXTRACT_LOG),
             metadata={**common, "dagster/row_count": len(logs)},
         )
+        yield from checks.evaluate(context, wh, *(spec.key for spec in specs))
 
     return [ga4_reports]
 

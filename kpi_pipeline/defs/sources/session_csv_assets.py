@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
@@ -13,7 +14,7 @@ from kpi_pipeline.sources.session_csv import SESSION_ROWS
 
 
 def build_session_csv_assets(
-    loaded: LoadedPlan, partitions: dg.PartitionsDefinition
+    loaded: LoadedPlan, partitions: dg.PartitionsDefinition, checks: AssetChecks
 ) -> list[dg.AssetsDefinition]:
     rows_spec = dg.AssetSpec(
         table_key(SESSION_ROWS),
@@ -27,6 +28,7 @@ def build_session_csv_assets(
     @dg.multi_asset(
         name="session_csvs",
         specs=[rows_spec],
+        check_specs=checks.specs(rows_spec.key),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -38,9 +40,10 @@ def build_session_csv_assets(
         except LoadError as exc:
             raise failure(exc) from None
         rows = sum(load.rows.get(SESSION_ROWS.name, 0) for load in loads)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             asset_key=rows_spec.key,
             metadata={**file_load_metadata(context, loads, run), "dagster/row_count": rows},
         )
+        yield from checks.evaluate(context, warehouse.get(), rows_spec.key)
 
     return [session_csv_rows]

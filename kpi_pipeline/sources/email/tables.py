@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from kpi_pipeline.lib.checks import DATES_IN_HISTORY, Expect, counts_non_negative
 from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.sources.email.client import CallStats
 
@@ -40,6 +41,16 @@ EMAIL_CAMPAIGNS = TableSpec(
     grain="one row per email source and campaign, dated by its send day (plan timezone)",
     keys=("source_id", "campaign_id"),
     indexes=(("source_id", "date"),),
+    checks=(
+        counts_non_negative("emails_sent", "delivered", "unique_opens", "unique_clicks"),
+        Expect(
+            "events_plausible",
+            "a_le_b",
+            ("unique_opens", "delivered"),
+            "unique opens never exceed delivered emails",
+        ),
+        DATES_IN_HISTORY,
+    ),
 )
 
 EMAIL_LIST_GROWTH = TableSpec(
@@ -57,6 +68,7 @@ EMAIL_LIST_GROWTH = TableSpec(
     ),
     grain="one row per email source, audience and day",
     keys=("source_id", "list_id", "date"),
+    checks=(counts_non_negative("subscribes", "unsubscribes"), DATES_IN_HISTORY),
 )
 
 EMAIL_TABLES = (EMAIL_CAMPAIGNS, EMAIL_LIST_GROWTH)

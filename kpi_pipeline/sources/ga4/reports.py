@@ -21,6 +21,12 @@ from google.analytics.data_v1beta.types import (
     RunReportRequest,
 )
 
+from kpi_pipeline.lib.checks import (
+    DATES_IN_HISTORY,
+    ENGAGED_LE_SESSIONS,
+    KEY_EVENTS_PLAUSIBLE,
+    counts_non_negative,
+)
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
 
 
@@ -91,6 +97,12 @@ GA4_TRAFFIC = TableSpec(
     grain="one row per source, date, session source/medium/campaign, landing page and device",
     keys=("source_id", "date", "source", "medium", "campaign", "landing_page", "device"),
     indexes=(("source_id", "date"),),
+    checks=(
+        counts_non_negative("sessions", "engaged_sessions", "key_events"),
+        ENGAGED_LE_SESSIONS,
+        KEY_EVENTS_PLAUSIBLE,
+        DATES_IN_HISTORY,
+    ),
 )
 
 GA4_EVENTS = TableSpec(
@@ -109,6 +121,7 @@ GA4_EVENTS = TableSpec(
     grain="one row per source, date, event name, session source/medium/campaign and device",
     keys=("source_id", "date", "event_name", "source", "medium", "campaign", "device"),
     indexes=(("source_id", "date"),),
+    checks=(counts_non_negative("event_count"), DATES_IN_HISTORY),
 )
 
 GA4_EXTRACT_LOG = TableSpec(
@@ -137,6 +150,7 @@ GA4_EXTRACT_LOG = TableSpec(
     ),
     grain="one row per source, date and report: how the day was extracted and its quality",
     keys=("source_id", "date", "report"),
+    checks=(counts_non_negative("row_count"), DATES_IN_HISTORY),
 )
 
 GA4_PERIOD_USERS = TableSpec(
@@ -158,6 +172,7 @@ GA4_PERIOD_USERS = TableSpec(
     grain="one row per source, users KPI, grain, period and segment: users from period start "
     "to through_day, as GA4 counted them in one request (users are not additive)",
     keys=("source_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
+    checks=(counts_non_negative("users"),),
 )
 
 GA4_TABLES = (GA4_TRAFFIC, GA4_EVENTS, GA4_EXTRACT_LOG)

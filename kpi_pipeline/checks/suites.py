@@ -1,0 +1,381 @@
+"""Which checks each asset gets, built from declarations rather than written per table.
+
+- every SQL model: its header's `-- keys:` unique and not null;
+- every raw table: the `checks` of its `TableSpec` (counts non-negative, engaged <= sessions,
+  events plausible against sessions, dates inside the plan's history);
+- derived checks on each source's main raw table: freshness, volume anomaly (robust: the
+  trailing median and MAD of its daily sessions), quarantine rate;
+- marts: rates in [0, 1], numerator <= denominator for rates, every KPI x grain x segment
+  present for each closed period with data, snapshots append-only.
+
+A suite is a SELECT written with declared schemas (`raw.csv_traffic`, made the plan's own
+by `Warehouse.plan_sql`) and the expectations its rows must meet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from kpi_pipeline.lib.checks import Expect
+from kpi_pipeline.lib.tables import TableSpec
+from kpi_pipeline.plan.models import Plan
+from kpi_pipeline.warehouse.sql_models import SqlModel
+
+
+@dataclass(frozen=True)
+class Suite:
+    asset: tuple[str, str]  # declared schema and table: the Dagster asset it is attached to
+    query: str
+    expectations: tuple[Expect, ...]
+    # Columns naming a failing row's source and day: failures become quality flags there.
+    flag_columns: tuple[str, str] | None = None
+    params: dict = field(default_factory=dict)  # bind parameters of `query`
+    # Computes the checked columns from the query's rows (robust bands, ratios): such a
+    # suite is checked on that frame; the others run in the warehouse where GX can.
+    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class RunWindow:
+    """The days a run checks: its own (and the look-back it re-read), and the plan's limits."""
+
+    first: dt.date
+    last: dt.date
+    history_start: dt.date
+    today: dt.date
+
+
+def model_suites(models: list[SqlModel]) -> list[Suite]:
+    """`-- keys:` unique and not null, for every SQL model."""
+    suites = []
+    for model in models:
+        keys = model.keys
+        columns = ", ".join(keys)
+        suites.append(
+            Suite(
+                (model.layer, model.name),
+                f"select {columns} from {model.layer}.{model.name}",
+                (
+                    Expect("keys_unique", "unique", keys, f"one row per {columns}"),
+                    Expect("keys_not_null", "not_null", keys, f"{columns} never null"),
+                ),
+            )
+        )
+    return suites
+
+
+def raw_suites(specs: list[TableSpec], window: RunWindow) -> list[Suite]:
+    """Each raw table's declared checks, over the run's days and any row dated outside the
+    plan's history (which `dates_in_history` exists to catch)."""
+    suites = []
+    for spec in specs:
+        dated = "date" in spec.column_names
+        keys = spec.keys
+        declared = (
+            (
+                Expect("keys_unique", "unique", keys, f"one row per {', '.join(keys)}"),
+                Expect("keys_not_null", "not_null", keys, f"{', '.join(keys)} never null"),
+            )
+            if keys
+            else ()
+        )
+        where = (
+            " where (date between :first and :last) or date < :history_start or date > :today"
+            if dated
+            else ""
+        )
+        suites.append(
+            Suite(
+                (spec.schema, spec.name),
+                f"select * from {spec.schema}.{spec.name}{where}",
+                (*declared, *spec.checks),
+                ("source_id", "date") if dated and "source_id" in spec.column_names else None,
+                _window_params(window) if dated else {},
+            )
+        )
+    return suites
+
+
+# Each source kind's main raw table, where its freshness and volume checks live.
+MAIN_TABLE = {
+    "csv_exports": ("raw", "csv_traffic"),
+    "ga4": ("raw", "ga4_traffic"),
+    "email": ("raw", "email_campaigns"),
+    "session_csvs": ("raw", "session_csv_rows"),
+}
+# How a kind's daily volume is counted for the volume check.
+_VOLUME = {
+    "csv_exports": ("raw.csv_traffic", "sum(sessions)"),
+    "ga4": ("raw.ga4_traffic", "sum(sessions)"),
+    "session_csvs": ("raw.session_csv_rows", "count(*)"),
+}
+
+
+def _daily_volume(kind: str) -> str:
+    """Each source day's volume: every day the source covered, 0 when it held no row (a
+    100 % drop is the anomaly most worth catching)."""
+    table, measure = _VOLUME[kind]
+    return (
+        "select days.source_id, days.date, coalesce(volumes.volume, 0) as volume from ("
+        "select source_id, date from raw.source_days "
+        f"union select distinct source_id, date from {table}) as days "
+        "inner join plan.sources as sources on sources.source_id = days.source_id "
+        "and sources.source_kind = :kind "
+        f"left join (select source_id, date, {measure} as volume from {table} group by 1, 2) "
+        "as volumes on volumes.source_id = days.source_id and volumes.date = days.date"
+    )
+
+
+def derived_suites(plan: Plan, window: RunWindow) -> list[Suite]:
+    """Freshness, volume anomaly and quarantine rate, per source kind's main table."""
+    quality = plan.quality
+    suites: list[Suite] = []
+    kinds = {kind for _, kind, _ in plan.sources.roles()}
+    for kind, asset in MAIN_TABLE.items():
+        if kind not in kinds:
+            continue
+        table = f"{asset[0]}.{asset[1]}"
+        expected = window.today - dt.timedelta(days=1 + quality.freshness_lag_days)
+        suites.append(
+            Suite(
+                asset,
+                # Last day each declared source of this kind covered (read whole or had rows).
+                "select sources.source_id, coalesce(max(days.date), cast(:never as date)) "
+                "as last_day from plan.sources as sources left join ("
+                "select source_id, date from raw.source_days union all "
+                f"select source_id, date from {table}) as days "
+                "on days.source_id = sources.source_id "
+                "where sources.source_kind = :kind group by 1",
+                (
+                    Expect(
+                        "freshness",
+                        "between",
+                        ("last_day",),
+                        f"each source's last covered day is on or after {expected} "
+                        f"(yesterday less {quality.freshness_lag_days} day(s) of lag)",
+                        min_value=expected.isoformat(),
+                    ),
+                ),
+                params={"kind": kind, "never": window.history_start - dt.timedelta(days=1)},
+            )
+        )
+        if kind in _VOLUME:
+            suites.append(
+                Suite(
+                    asset,
+                    _daily_volume(kind),
+                    (
+                        Expect(
+                            "volume_anomaly",
+                            "in_set",
+                            ("within_band",),
+                            f"each day's volume within {quality.volume_band_mads:g} scaled MADs "
+                            f"of its trailing {quality.volume_window_days}-day median",
+                            value_set=(True,),
+                        ),
+                    ),
+                    ("source_id", "date"),
+                    params={"kind": kind},
+                    derive=partial(
+                        volume_bands,
+                        first=window.first,
+                        last=window.last,
+                        window_days=quality.volume_window_days,
+                        band_mads=quality.volume_band_mads,
+                        min_history=quality.volume_min_history_days,
+                    ),
+                )
+            )
+        if kind in ("csv_exports", "session_csvs"):
+            suites.append(
+                Suite(
+                    asset,
+                    # Every day with loaded or quarantined rows (all quarantined: 100 %).
+                    "select days.source_id, days.date, coalesce(loaded_rows.n, 0) as loaded, "
+                    "coalesce(bad.n, 0) as quarantined from ("
+                    f"select source_id, date from {table} where date between :first and :last "
+                    "union select source_id, partition_date as date from raw.quarantine "
+                    "where partition_date between :first and :last) as days "
+                    "inner join plan.sources as sources on sources.source_id = days.source_id "
+                    "and sources.source_kind = :kind "
+                    f"left join (select source_id, date, count(*) as n from {table} "
+                    "where date between :first and :last group by 1, 2) as loaded_rows "
+                    "on loaded_rows.source_id = days.source_id and loaded_rows.date = days.date "
+                    "left join (select source_id, partition_date as date, count(*) as n "
+                    "from raw.quarantine where partition_date between :first and :last "
+                    "group by 1, 2) as bad "
+                    "on bad.source_id = days.source_id and bad.date = days.date",
+                    (
+                        Expect(
+                            "quarantine_rate",
+                            "between",
+                            ("quarantine_rate",),
+                            f"at most {quality.quarantine_rate_max:.1%} of a day's rows "
+                            "quarantined",
+                            max_value=quality.quarantine_rate_max,
+                        ),
+                    ),
+                    ("source_id", "date"),
+                    params={**_window_params(window), "kind": kind},
+                    derive=quarantine_rates,
+                )
+            )
+    return suites
+
+
+def mart_suites() -> list[Suite]:
+    """Rates in [0, 1], numerator <= denominator for rates, complete periods, append-only."""
+    rates = (
+        "select kv.* from marts.kpi_values as kv inner join plan.kpis as kpis "
+        "on kpis.kpi_id = kv.kpi_id where kpis.is_rate"
+    )
+    return [
+        Suite(
+            ("marts", "kpi_values"),
+            f"{rates} and kv.value is not null",
+            (
+                Expect(
+                    "rate_in_unit_interval",
+                    "between",
+                    ("value",),
+                    "a rate lies in [0, 1]",
+                    min_value=0,
+                    max_value=1,
+                ),
+                Expect(
+                    "numerator_le_denominator",
+                    "a_le_b",
+                    ("numerator", "denominator"),
+                    "a rate's numerator never exceeds its denominator",
+                ),
+            ),
+        ),
+        Suite(
+            ("marts", "kpi_values"),
+            # Each KPI x grain x segment type declared, for every closed period it has data.
+            "select expected.kpi_id, expected.grain, expected.period_start, "
+            "expected.segment_type, count(found.kpi_id) > 0 as present from ("
+            "select distinct periods.kpi_id, periods.grain, periods.period_start, "
+            "segments.segment_type from marts.kpi_values as periods "
+            "inner join plan.kpi_segments as segments on segments.kpi_id = periods.kpi_id "
+            "where not periods.is_partial and periods.segment_type = 'all' "
+            "and periods.days_with_data > 0) as expected "
+            "left join marts.kpi_values as found on found.kpi_id = expected.kpi_id "
+            "and found.grain = expected.grain and found.period_start = expected.period_start "
+            "and found.segment_type = expected.segment_type group by 1, 2, 3, 4",
+            (
+                Expect(
+                    "periods_complete",
+                    "in_set",
+                    ("present",),
+                    "every declared KPI x grain x segment type has rows for each closed "
+                    "period with data",
+                    value_set=(True,),
+                ),
+            ),
+        ),
+        Suite(
+            ("marts", "kpi_snapshots"),
+            # Each run's snapshot rows as counted and summed when written (the ledger).
+            "select ledger.run_id, ledger.row_count as written_rows, "
+            "coalesce(current_rows.row_count, 0) as rows_now, ledger.value_sum as written_sum, "
+            "coalesce(current_rows.value_sum, 0) as sum_now from marts.snapshot_ledger as ledger "
+            "left join (select run_id, count(*) as row_count, "
+            "sum(coalesce(value, 0) + coalesce(numerator, 0)) as value_sum "
+            "from marts.kpi_snapshots group by 1) as current_rows "
+            "on current_rows.run_id = ledger.run_id",
+            (
+                Expect(
+                    "snapshots_append_only",
+                    "in_set",
+                    ("unchanged",),
+                    "no run's snapshot rows changed since they were written",
+                    value_set=(True,),
+                ),
+            ),
+            derive=snapshot_changes,
+        ),
+    ]
+
+
+# 1.4826 x MAD estimates a normal distribution's standard deviation, robust to outliers.
+_MAD_SCALE = 1.4826
+
+
+def volume_bands(
+    daily: pd.DataFrame,
+    first: dt.date,
+    last: dt.date,
+    window_days: int,
+    band_mads: float,
+    min_history: int,
+) -> pd.DataFrame:
+    """Each run day's volume against the median and scaled MAD of the `window_days` before
+    it (days with too little history pass). A flat history (MAD 0) allows 10 % either way."""
+    columns = ["source_id", "date", "volume", "median", "scaled_mad", "low", "high"]
+    if daily.empty:
+        return pd.DataFrame(columns=[*columns, "within_band"])
+    daily = daily.assign(date=pd.to_datetime(daily["date"]), volume=daily["volume"].astype(float))
+    window = f"{window_days}D"
+    parts = []
+    for source_id, series in daily.groupby("source_id"):
+        volume = series.set_index("date")["volume"].sort_index()
+        # The `window_days` before each day (the day itself excluded).
+        trailing = volume.rolling(window, closed="left")
+        count = trailing.count()
+        median = trailing.median()
+        mad = trailing.apply(lambda h: np.median(np.abs(h - np.median(h))), raw=True)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "source_id": source_id,
+                    "date": volume.index,
+                    "volume": volume.to_numpy(),
+                    "median": median.to_numpy(),
+                    "scaled_mad": (_MAD_SCALE * mad).to_numpy(),
+                    "count": count.to_numpy(),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame[frame["date"].between(pd.Timestamp(first), pd.Timestamp(last))]
+    # A flat history (MAD 0) allows 10 % either way.
+    half = (band_mads * frame["scaled_mad"]).where(
+        frame["scaled_mad"] > 0, 0.1 * frame["median"].abs()
+    )
+    frame = frame.assign(low=frame["median"] - half, high=frame["median"] + half)
+    judged = frame["count"] >= min_history
+    inside = frame["volume"].between(frame["low"], frame["high"])
+    frame = frame.assign(within_band=~judged | inside)
+    return frame[[*columns, "within_band"]].reset_index(drop=True)
+
+
+def quarantine_rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """Share of each day's rows that went to quarantine."""
+    total = counts["loaded"].astype(float) + counts["quarantined"].astype(float)
+    return counts.assign(
+        quarantine_rate=counts["quarantined"].astype(float) / total.where(total > 0)
+    )
+
+
+def snapshot_changes(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Whether each run's snapshot rows still count and sum as they did when written."""
+    unchanged = (ledger["rows_now"] == ledger["written_rows"]) & np.isclose(
+        ledger["sum_now"].astype(float), ledger["written_sum"].astype(float), rtol=1e-12, atol=1e-9
+    )
+    return ledger.assign(unchanged=unchanged)
+
+
+def _window_params(window: RunWindow) -> dict:
+    return {
+        "first": window.first,
+        "last": window.last,
+        "history_start": window.history_start,
+        "today": window.today,
+    }
