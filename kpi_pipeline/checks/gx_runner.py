@@ -65,7 +65,7 @@ def _run_suite(
     frame: pd.DataFrame | None = None
     in_database = wh.is_postgres and suite.derive is None
     if not in_database:
-        frame = wh.read_frame(sql, suite.params)
+        frame = _read(wh, sql, suite.params)
         if suite.derive is not None:
             frame = suite.derive(frame)
         if frame.empty:  # nothing to check: every expectation holds (no GX round trip)
@@ -122,11 +122,15 @@ def _run_suite(
         )
         if not passed and not errors:
             if frame is None:
-                frame = _with_frame_limits(wh.read_frame(sql, suite.params), expectations)
+                frame = _with_frame_limits(_read(wh, sql, suite.params), expectations)
             failing = frame[_failing(frame, expect)]
             outcome.failing_rows = max(outcome.failing_rows, len(failing))
             outcome.checked_rows = max(outcome.checked_rows, len(frame))
-            shown = [c for c in failing.columns if not c.endswith("__limit") and c != _KEY_HASH]
+            shown = [
+                c
+                for c in failing.columns
+                if not c.endswith("__limit") and c not in (_KEY_HASH, _KEYS_NULL)
+            ]
             outcome.sample = failing[shown].head(SAMPLE_ROWS).reset_index(drop=True)
             if suite.flag_columns is not None:
                 outcome.flagged = (
@@ -142,6 +146,15 @@ def _run_suite(
         )
         outcomes.append(outcome)
     return outcomes
+
+
+def _read(wh: Warehouse, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+    """The suite's rows as a frame; on DuckDB through its own Arrow result (ten times the
+    speed of fetching rows through SQLAlchemy, which the checks would otherwise pay)."""
+    if wh.dialect != "duckdb":
+        return wh.read_frame(sql, params)
+    with wh.engine.connect() as conn:
+        return conn.connection.driver_connection.execute(_inline(sql, params)).df()
 
 
 def _config_key(config: Any) -> str:
@@ -200,12 +213,20 @@ def _with_limits(sql: str, expectations: list[Expect]) -> str:
 
 
 _KEY_HASH = "__key_hash"
+_KEYS_NULL = "__keys_null"
 
 
 def _with_frame_limits(frame: pd.DataFrame, expectations: list[Expect]) -> pd.DataFrame:
     """Computed columns the frame path checks: `b__limit`, and one 64-bit hash of a
     compound key (GX's compound uniqueness on many text columns is ten times slower)."""
     for e in expectations:
+        if e.kind == "between" and any(
+            isinstance(_bound(b), dt.date) for b in (e.min_value, e.max_value)
+        ):
+            # Date bounds meet timestamps: the columns are read as such, whatever the driver.
+            frame = frame.assign(**{c: pd.to_datetime(frame[c]) for c in e.columns})
+        if e.kind == "not_null" and len(e.columns) > 1 and _KEYS_NULL not in frame:
+            frame = frame.assign(**{_KEYS_NULL: frame[list(e.columns)].isna().any(axis=1)})
         if e.kind == "unique" and len(e.columns) > 1 and _KEY_HASH not in frame:
             hashed = pd.util.hash_pandas_object(frame[list(e.columns)], index=False)
             frame = frame.assign(**{_KEY_HASH: hashed.to_numpy()})
@@ -226,9 +247,13 @@ def _gx_expectations(gx: Any, expect: Expect, hashed: bool = False) -> list[Any]
             return [e.ExpectColumnValuesToBeUnique(column=columns[0])]
         return [e.ExpectCompoundColumnsToBeUnique(column_list=columns)]
     if expect.kind == "not_null":
+        if hashed and len(columns) > 1:  # the frame path: one pass over a computed column
+            return [e.ExpectColumnValuesToBeInSet(column=_KEYS_NULL, value_set=[False])]
         return [e.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
     if expect.kind == "between":
         low, high = _bound(expect.min_value), _bound(expect.max_value)
+        if hashed:  # the frame path: dates are pandas timestamps there
+            low, high = (pd.Timestamp(b) if isinstance(b, dt.date) else b for b in (low, high))
         return [
             e.ExpectColumnValuesToBeBetween(column=c, min_value=low, max_value=high)
             for c in columns
