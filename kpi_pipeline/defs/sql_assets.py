@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from kpi_pipeline.checks.suites import MAIN_TABLE
 from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key
 from kpi_pipeline.defs.resources import WarehouseResource
@@ -20,17 +21,10 @@ def build_sql_model_assets(
 
 # Tables several source assets write (a Dagster asset has one writer): a model reading them
 # depends on those writers instead.
-_WRITTEN_BY = {
-    ("raw", "source_days"): [
-        relation_key("raw", name)
-        for name in ("csv_traffic", "session_csv_rows", "ga4_traffic", "email_campaigns")
-    ],
-    # Written by the data checks of the raw tables, which run in those tables' own steps.
-    ("raw", "check_flags"): [
-        relation_key("raw", name)
-        for name in ("csv_traffic", "session_csv_rows", "ga4_traffic", "email_campaigns")
-    ],
-}
+# Both are written alongside each source kind's main raw table: the coverage by its loader,
+# the check flags by its data checks, which run in that table's own step.
+_SOURCE_WRITERS = [relation_key(*table) for table in MAIN_TABLE.values()]
+_WRITTEN_BY = {("raw", "source_days"): _SOURCE_WRITERS, ("raw", "check_flags"): _SOURCE_WRITERS}
 
 
 def _model_asset(

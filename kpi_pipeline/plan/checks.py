@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kpi_pipeline.plan.ga4 import feeds_kpis
 from kpi_pipeline.plan.models import (
     BUILT_IN_MEASURES,
     BUILT_IN_RATE_MEASURES,
@@ -192,7 +191,7 @@ def _users_kpi_problems(plan: Plan, kpi: Kpi, at: Path) -> Iterator[PlanProblem]
             (*at, "users_metric"),
             "a users KPI needs `users_metric`: totalUsers, activeUsers or newUsers",
         )
-    if not feeds_kpis(plan, "ga4"):
+    if not plan.sources.feeds_kpis("ga4"):
         yield PlanProblem(
             (*at, "kind"),
             "a users KPI is requested from GA4: declare a GA4 source that feeds the KPIs "
@@ -217,7 +216,7 @@ def _measure_problems(plan: Plan) -> Iterator[PlanProblem]:
     provided = {event for s in plan.sources.csv_exports for event in s.event_columns}
     for i, measure in enumerate(plan.measures):
         # GA4's events report counts any event name the plan's measures ask for.
-        if measure.event not in provided and not feeds_kpis(plan, "ga4"):
+        if measure.event not in provided and not plan.sources.feeds_kpis("ga4"):
             yield PlanProblem(
                 ("measures", i, "event"),
                 f"no source provides event {measure.event!r}: add it to a source's event_columns",

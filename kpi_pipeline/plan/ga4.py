@@ -8,14 +8,11 @@ counted twice.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from kpi_pipeline.plan.base import ALLOW_MISSING_DAYS_DESCRIPTION, Identifier, StrictModel
-
-if TYPE_CHECKING:
-    from kpi_pipeline.plan.models import Plan
 
 # The API caps a page at 250,000 rows whatever `limit` asks for.
 GA4_MAX_PAGE_SIZE = 250_000
@@ -64,8 +61,3 @@ class Ga4Source(StrictModel):
     def key_event_metrics(self) -> list[str]:
         """GA4 metric names whose sum is this source's `key_events` measure."""
         return [f"keyEvents:{name}" for name in self.key_events] or ["keyEvents"]
-
-
-def feeds_kpis(plan: Plan, kind: TrafficSource) -> bool:
-    """Whether sources of `kind` feed the KPIs (see `Sources.feeds_kpis`)."""
-    return plan.sources.feeds_kpis(kind)
