@@ -1,0 +1,3 @@
+from kpi_pipeline.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""`kpi-pipeline demo-data`: the seeded demo CSV exports."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+
+
+def register(commands) -> None:
+    demo = commands.add_parser("demo-data", help="write the seeded demo CSV exports")
+    demo.add_argument("--out", type=Path, default=Path("data/demo"))
+    demo.add_argument("--start", type=dt.date.fromisoformat, default=None)
+    demo.add_argument("--end", type=dt.date.fromisoformat, default=None)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=_demo_data)
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from kpi_pipeline.sources.demo_data import DEMO_END, DEMO_START, write_demo_exports
+
+    paths = write_demo_exports(args.out, args.start or DEMO_START, args.end or DEMO_END, args.seed)
+    print(f"wrote {len(paths)} demo export files to {args.out}/")
+    return 0
