@@ -1,4 +1,10 @@
-"""The scored marts: `kpi_scores` (current) and `kpi_snapshots` (every run, append-only)."""
+"""The scored marts: `kpi_scores` (current) and the history of what every run reported.
+
+The history is stored as changes (SCD-2): `kpi_score_versions` holds a row each time a score
+row first appears or changes, reported by runs `valid_from_run` <= R < `valid_to_run` (null:
+still reported); `kpi_snapshot_runs` numbers the runs. The view `kpi_snapshots` joins them
+back into one row per run and score row, exactly what an append-only table would hold.
+"""
 
 from __future__ import annotations
 
@@ -56,13 +62,44 @@ KPI_SCORES = TableSpec(
     keys=("kpi_id", "grain", "period_start", "segment_type", "segment"),
 )
 
+# A view (see kpi_pipeline/warehouse/snapshots.py): what every run reported.
 KPI_SNAPSHOTS = TableSpec(
     "marts",
     "kpi_snapshots",
     (("run_id", "text"), ("computed_at", "timestamp"), ("plan_hash", "text"), *_SCORE_COLUMNS),
-    grain="one row per run and kpi_scores row (append-only)",
+    grain="one row per run and kpi_scores row it reported (a view over kpi_score_versions)",
     keys=("run_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
-    indexes=(("run_id",),),
+)
+
+KPI_SNAPSHOT_RUNS = TableSpec(
+    "marts",
+    "kpi_snapshot_runs",
+    (
+        ("run_seq", "bigint"),
+        ("run_id", "text"),
+        ("computed_at", "timestamp"),
+        ("plan_hash", "text"),
+        ("rows_reported", "bigint"),
+        ("rows_opened", "bigint"),
+        ("rows_closed", "bigint"),
+    ),
+    grain="one row per run that snapshotted the scores, numbered in order (run_seq)",
+    keys=("run_seq",),
+)
+
+KPI_SCORE_VERSIONS = TableSpec(
+    "marts",
+    "kpi_score_versions",
+    (
+        ("version_id", "bigint"),
+        ("valid_from_run", "bigint"),
+        ("valid_to_run", "bigint"),
+        *_SCORE_COLUMNS,
+    ),
+    grain="one row per kpi_scores row and change: reported by runs valid_from_run <= run_seq < "
+    "valid_to_run (null: still reported)",
+    keys=("kpi_id", "grain", "period_start", "segment_type", "segment", "valid_from_run"),
+    indexes=(("valid_from_run",), ("valid_to_run",)),
 )
 
 

@@ -28,6 +28,10 @@ MAX_DEPTH = 64  # levels of nested lists and mappings, also through aliases
 MAX_VALUES = 100_000  # values (nodes) in the plan, counting each expansion of an alias
 MAX_NUMBER_CHARS = 100  # longer numbers are refused before conversion (`1:2:3...` is quadratic)
 
+# Where a wheel installs the example plans (kpi_pipeline/plan_config/, see setup.py): far from
+# any data, so their relative source paths are read from the current folder instead.
+_INSTALLED_EXAMPLE_PLANS = FsPath(__file__).resolve().parents[1] / "plan_config"
+
 _CORE = "tag:yaml.org,2002:"
 # The only tags a plan may write explicitly, by kind of node: standard YAML types.
 _ALLOWED_TAGS: dict[type[yaml.Node], frozenset[str]] = {
@@ -68,7 +72,14 @@ class LoadedPlan:
 
     @property
     def base_dir(self) -> FsPath:
-        """Folder that relative source paths in the plan are resolved against."""
+        """Folder that relative source paths in the plan are resolved against.
+
+        The plan's own folder; for an example plan installed with the package, `plan_config/`
+        of the current folder, as in a source checkout: the demo plan's `../data/demo` is
+        then `./data/demo`, where `kpi-pipeline demo-data` writes by default.
+        """
+        if self.path.resolve().parent == _INSTALLED_EXAMPLE_PLANS:
+            return FsPath.cwd() / "plan_config"
         return self.path.parent
 
     @property

@@ -15,6 +15,7 @@ import functools
 import glob
 import hashlib
 import io
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,9 @@ def matching_files(base_dir: Path, pattern: str) -> list[Path]:
     """Files matching a plan's glob, relative to the plan's folder, in name order."""
     # The plan's folder is a literal path: only the plan's own pattern may hold wildcards.
     root = Path(glob.escape(str(base_dir)))
-    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    # normpath: "plan_config/../data" must match even where plan_config/ does not exist (an
+    # installed example plan reads from the current folder, see LoadedPlan.base_dir).
+    full = os.path.normpath(pattern if Path(pattern).is_absolute() else str(root / pattern))
     # glob.glob, unlike Path.glob, accepts "../" and absolute patterns as users write them.
     return sorted(Path(p) for p in glob.glob(full))  # noqa: PTH207
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +39,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from kpi_pipeline.lib.tables import ColumnType, TableSpec
+from kpi_pipeline.warehouse import timeouts
+from kpi_pipeline.warehouse.errors import WarehouseBusyError, WarehouseError, WarehouseTimeout
 from kpi_pipeline.warehouse.partitions import Everything, Partition
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///warehouse/kpi.duckdb"
@@ -75,14 +78,6 @@ _DUCKDB_LOCK = re.compile(
 )
 
 
-class WarehouseError(RuntimeError):
-    """A warehouse operation failed; the transaction was rolled back."""
-
-
-class WarehouseBusyError(WarehouseError):
-    """Another run holds what this run needs (a partition, or DuckDB's single writer slot)."""
-
-
 def validate_identifier(name: str, what: str = "identifier") -> str:
     """`name` if it is a plain SQL identifier, else a `WarehouseError` saying why."""
     if not SQL_IDENTIFIER.fullmatch(name):
@@ -111,7 +106,9 @@ def create_warehouse_engine(url: str) -> Engine:
     """Engine for `url`; a DuckDB file's folder is created on first use.
 
     PostgreSQL URLs use psycopg 3 (its COPY is the bulk path): `postgresql://` and
-    `postgres://` are read as `postgresql+psycopg://`; another driver is refused.
+    `postgres://` are read as `postgresql+psycopg://`; another driver is refused. Every
+    connection gets the connect, lock and statement timeouts of `timeouts.PostgresTimeouts`
+    (URL query, else `KPI_PG_*` environment, else defaults).
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -130,6 +127,21 @@ def create_warehouse_engine(url: str) -> Engine:
                 f"PostgreSQL driver {driver!r} is not supported: use postgresql+psycopg:// "
                 "(psycopg 3, whose COPY is the bulk load path)"
             )
+        settings = timeouts.PostgresTimeouts.from_settings(parsed.query, os.environ)
+        # The server options of the URL (or PGOPTIONS, which an explicit `options` replaces)
+        # come first; the session timeouts after them win.
+        given = parsed.query.get("options") or os.environ.get("PGOPTIONS") or ""
+        given = given[-1] if isinstance(given, tuple) else given
+        parsed = parsed.difference_update_query([*timeouts.SETTINGS, "options"])
+        engine = sa.create_engine(
+            parsed,
+            connect_args={
+                **settings.connect_args,
+                "options": f"{given} {settings.server_options}".strip(),
+            },
+        )
+        timeouts.install(engine, settings)
+        return engine
     return sa.create_engine(parsed)
 
 
@@ -301,10 +313,25 @@ class Warehouse:
         """Wait until no other transaction writes `relation`, then hold it until commit."""
         if isinstance(relation, TableSpec):
             relation = f"{self.schema_name(relation.schema)}.{relation.name}"
-        if self.is_postgres:
+        if not self.is_postgres:
+            return
+        # Another run's write of the table ends with its commit: wait for it (statement_timeout
+        # bounds the wait), not for lock_timeout, which is for analysts' sessions.
+        previous = conn.execute(sa.text("select current_setting('lock_timeout')")).scalar_one()
+        conn.execute(sa.text("select set_config('lock_timeout', '0', true)"))
+        try:
             conn.execute(
                 sa.text("select pg_advisory_xact_lock(:key)"), {"key": _lock_key(relation)}
             )
+        except WarehouseTimeout:
+            raise WarehouseTimeout(
+                f"{relation}: another run kept writing it for longer than statement_timeout, "
+                "so this run stopped waiting for its turn, changing nothing: re-run it when "
+                "the other run has finished"
+            ) from None
+        conn.execute(
+            sa.text("select set_config('lock_timeout', :previous, true)"), {"previous": previous}
+        )
 
     def _holder(self, conn: Connection, key: int) -> str:
         row = conn.execute(

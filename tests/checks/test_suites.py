@@ -30,7 +30,7 @@ from kpi_pipeline.checks.suites import (
     snapshot_changes,
     volume_bands,
 )
-from kpi_pipeline.definitions import PROJECT_ROOT, build_definitions
+from kpi_pipeline.definitions import DEFAULT_PLAN, SQL_MODELS_ROOT, build_definitions
 from kpi_pipeline.defs.check_assets import RAW_ASSET_TABLES, AssetChecks
 from kpi_pipeline.lib.checks import (
     DATES_IN_HISTORY,
@@ -45,7 +45,7 @@ from kpi_pipeline.plan.quality import DEFAULT_SEVERITIES, QualityConfig
 from kpi_pipeline.sources.ga4.reports import GA4_PERIOD_USERS, GA4_TRAFFIC
 from kpi_pipeline.warehouse.sql_models import discover_models
 
-MODELS = discover_models(PROJECT_ROOT / "dbt_like_sql")
+MODELS = discover_models(SQL_MODELS_ROOT)
 D0 = dt.date(2026, 3, 2)
 WINDOW = RunWindow(
     first=dt.date(2026, 1, 5),
@@ -384,9 +384,7 @@ def test_every_check_has_a_default_severity(tmp_path):
 def test_every_sql_model_and_raw_table_has_a_blocking_check():
     """New tables cannot ship without a check: every SQL model and every raw table of the
     demo plan's Definitions carries at least one asset check, and every check blocks."""
-    defs = build_definitions(
-        PROJECT_ROOT / "plan_config" / "demo.yaml", warehouse_url="duckdb:///:memory:"
-    )
+    defs = build_definitions(DEFAULT_PLAN, warehouse_url="duckdb:///:memory:")
     graph = defs.resolve_asset_graph()
     assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
     checks_of: dict[str, set[str]] = {}

@@ -1,0 +1,1 @@
+"""The SQL models, shipped inside the wheel as `kpi_pipeline.dbt_like_sql` (see setup.py)."""
