@@ -34,6 +34,8 @@ EXPECTED_ASSET_KEYS = {
     "marts/tactic_ranking",
     "marts/unmapped_traffic",
     "plan/calendar",
+    # The self-contained HTML report, written after scoring.
+    "reports/kpi_report",
     "plan/kpi_grains",
     "plan/kpi_segments",
     "plan/kpi_sources",
@@ -74,7 +76,7 @@ def test_asset_keys_groups_and_partitions():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSET_KEYS
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {"plan", "sources", "staging", "kpis", "scoring", "alerts"}
+    assert groups == {"plan", "sources", "staging", "kpis", "scoring", "alerts", "reporting"}
     raw = graph.get(dg.AssetKey(["raw", "csv_traffic"]))
     assert raw.partitions_def.timezone == "America/Toronto"
     assert raw.partitions_def.start.date().isoformat() == "2025-06-01"

@@ -1,4 +1,4 @@
-"""Scores (each KPI value against its path) and the append-only history of scores."""
+"""Scores (each KPI value against its path) and the history of what each run reported."""
 
 import datetime as dt
 
@@ -24,7 +24,8 @@ from kpi_pipeline.metrics.score_tables import (
 )
 from kpi_pipeline.metrics.scoring import Goal
 from kpi_pipeline.plan.loader import LoadedPlan
-from kpi_pipeline.warehouse.partitions import Match
+from kpi_pipeline.reports.scorecard import latest_closed_rows, latest_values, markdown_preview
+from kpi_pipeline.warehouse.snapshots import prepare_snapshots, write_snapshot
 
 KPI_VALUES_KEY = relation_key("marts", "kpi_values")
 KPI_MEASURES_DAILY_KEY = relation_key("intermediate", "int_kpi_measures_daily")
@@ -48,6 +49,7 @@ def build_scoring_assets(loaded: LoadedPlan, checks: AssetChecks) -> list[dg.Ass
         scores = scores_for_plan(values, goals, loaded.plan)
         wh.rewrite_table(KPI_SCORES, scores)
         statuses = latest_closed_statuses(scores)
+        latest = latest_closed_rows(scores)
         covered = {}
         if not scores.empty:
             covered = {
@@ -60,6 +62,9 @@ def build_scoring_assets(loaded: LoadedPlan, checks: AssetChecks) -> list[dg.Ass
                 "dagster/row_count": len(scores),
                 **covered,
                 "latest_closed_statuses": dg.MetadataValue.json(statuses),
+                # Numeric, under stable keys: the UI's Plots tab draws each across runs.
+                **{key: dg.FloatMetadataValue(v) for key, v in latest_values(latest).items()},
+                "preview": dg.MetadataValue.md(markdown_preview(latest)),
             }
         )
 
@@ -69,25 +74,26 @@ def build_scoring_assets(loaded: LoadedPlan, checks: AssetChecks) -> list[dg.Ass
         deps=[kpi_scores],
         group_name="scoring",
         kinds={"python", "pandas"},
-        description="Append-only history: every run's scores with run id, time and plan hash.",
+        description="What every run reported (run id, time, plan hash), stored as changes.",
         metadata={"grain": KPI_SNAPSHOTS.grain},
     )
     def kpi_snapshots(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         scores = wh.read_frame(f"select * from {wh.relation(KPI_SCORES)}")
-        snapshot = scores.assign(
-            run_id=context.run_id,
-            computed_at=dt.datetime.now(dt.UTC),
-            plan_hash=loaded.plan_hash,
-        )
-        wh.ensure_table(KPI_SNAPSHOTS)
+        now = dt.datetime.now(dt.UTC)
+        prepare_snapshots(wh)
         with wh.transaction() as conn:
-            # Keyed by run id: a retried step replaces its own rows, never duplicates them.
-            wh.replace_rows(conn, KPI_SNAPSHOTS, snapshot, Match({"run_id": context.run_id}))
-            # What was written, so a later change to these rows is detectable (a check).
-            record_snapshot(wh, conn, context.run_id, snapshot, dt.datetime.now(dt.UTC))
+            written = write_snapshot(wh, conn, context.run_id, now, loaded.plan_hash, scores)
+            # What the run reported, so a later change to its answer is detectable (a check).
+            record_snapshot(wh, conn, context.run_id, scores, now)
         yield dg.MaterializeResult(
-            metadata={"dagster/row_count": len(snapshot), "plan_hash": loaded.plan_hash}
+            metadata={
+                "dagster/row_count": written.opened,  # rows stored: new or changed scores
+                "rows_reported": written.reported,
+                "rows_closed": written.closed,
+                "run_seq": written.run_seq,
+                "plan_hash": loaded.plan_hash,
+            }
         )
         yield from checks.evaluate(context, wh, table_key(KPI_SNAPSHOTS))
 
