@@ -16,6 +16,7 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.jobs import build_daily_job, build_daily_schedule
 from kpi_pipeline.defs.partitions import daily_partitions
 from kpi_pipeline.defs.plan_assets import build_plan_assets
+from kpi_pipeline.defs.report_assets import build_report_assets
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.defs.scoring_assets import build_scoring_assets
 from kpi_pipeline.defs.sources.csv_assets import build_csv_assets
@@ -23,12 +24,14 @@ from kpi_pipeline.defs.sources.email_assets import build_email_assets, build_ema
 from kpi_pipeline.defs.sources.ga4_assets import build_ga4_assets, build_ga4_resources
 from kpi_pipeline.defs.sources.session_csv_assets import build_session_csv_assets
 from kpi_pipeline.defs.sql_assets import build_sql_model_assets
+from kpi_pipeline.package_data import example_plan, sql_models_root
 from kpi_pipeline.plan.loader import load_plan
+from kpi_pipeline.reports.html.location import REPORT_DIR_ENV, report_dir
 from kpi_pipeline.warehouse.sql_models import discover_models
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PLAN = PROJECT_ROOT / "plan_config" / "demo.yaml"
-SQL_MODELS_ROOT = PROJECT_ROOT / "dbt_like_sql"
+# Shipped inside the package: found the same way from a wheel and from a source checkout.
+DEFAULT_PLAN = example_plan("demo.yaml")
+SQL_MODELS_ROOT = sql_models_root()
 
 
 def build_definitions(
@@ -62,6 +65,14 @@ def build_definitions(
             *build_sql_model_assets(models, checks),
             *build_scoring_assets(loaded, checks),
             *build_alert_assets(loaded),
+            # The HTML report: $KPI_REPORT_DIR, else reports/ beside a DuckDB warehouse file.
+            *build_report_assets(
+                loaded,
+                report_dir(
+                    warehouse_url or os.environ.get("KPI_WAREHOUSE_URL") or WarehouseResource().url,
+                    os.environ.get(REPORT_DIR_ENV),
+                ),
+            ),
         ],
         jobs=[job],
         schedules=[build_daily_schedule(job)],

@@ -17,8 +17,19 @@ def register(commands) -> None:
 
 
 def _demo_data(args: argparse.Namespace) -> int:
+    from kpi_pipeline.cli.errors import UsageError
     from kpi_pipeline.sources.demo_data import DEMO_END, DEMO_START, write_demo_exports
 
-    paths = write_demo_exports(args.out, args.start or DEMO_START, args.end or DEMO_END, args.seed)
+    start, end = args.start or DEMO_START, args.end or DEMO_END
+    if start > end:
+        raise UsageError(
+            f"--start {start} is after --end {end}"
+            + (
+                ""
+                if args.start and args.end
+                else f" (the demo's default range is {DEMO_START}..{DEMO_END})"
+            )
+        )
+    paths = write_demo_exports(args.out, start, end, args.seed)
     print(f"wrote {len(paths)} demo export files to {args.out}/")
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from kpi_pipeline.cli.common import plan_option, plan_warehouse
+from kpi_pipeline.cli.common import plan_option, plan_warehouse, warehouse_url
 from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.plan.models import Plan
 
@@ -62,7 +62,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from kpi_pipeline.loading.plans import prune_undeclared
 
-    loaded, warehouse = plan_warehouse(args)
+    loaded, warehouse = plan_warehouse(args, read_only=args.dry_run)
     try:
         found = prune_undeclared(warehouse, loaded, dry_run=args.dry_run)
     finally:
@@ -82,7 +82,15 @@ def _prune(args: argparse.Namespace) -> int:
 def _grant_readonly(args: argparse.Namespace) -> int:
     from kpi_pipeline.warehouse.engine import WarehouseError
 
-    _, warehouse = plan_warehouse(args)
+    if not warehouse_url().startswith("postgresql"):
+        # Said before opening anything: a DuckDB file need not even exist to know this.
+        print(
+            "grant-readonly needs PostgreSQL; a DuckDB warehouse has no roles "
+            "(give analysts a copy of the file, opened read-only)",
+            file=sys.stderr,
+        )
+        return 2
+    _, warehouse = plan_warehouse(args, read_only=False)
     try:
         statements = warehouse.grant_readonly(args.role)
     except WarehouseError as exc:

@@ -711,7 +711,7 @@ def test_cli_validate_prints_one_line_per_problem(tmp_path: Path, make, at: str,
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
     assert done.stderr == (
-        f"invalid plan (1 problem):\n  {plan_file}:{line_of(text, at)}: {problem}\n"
+        f"kpi-pipeline: invalid plan: {plan_file}:{line_of(text, at)}: {problem}\n"
     )
 
 

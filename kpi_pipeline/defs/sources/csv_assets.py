@@ -6,7 +6,8 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
-from kpi_pipeline.defs.sources.file_metadata import file_load_metadata
+from kpi_pipeline.defs.sources.file_metadata import file_load_metadata, unreadable_file
+from kpi_pipeline.defs.sources.partition_rows import add_rows_per_day, warehouse_rows_by_day
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.loading.files import load_file_sources
 from kpi_pipeline.plan.loader import LoadedPlan
@@ -49,11 +50,15 @@ def build_csv_assets(
             loads = load_file_sources(warehouse.get(), loaded.plan.sources.csv_exports, run)
         except LoadError as exc:
             raise failure(exc) from None
+        except OSError as exc:  # a file the glob matched that cannot be opened
+            raise unreadable_file(exc) from None
         common = file_load_metadata(context, loads, run)
+        source_ids = [load.source_id for load in loads]
         for spec in (CSV_TRAFFIC, CSV_EVENTS):
-            rows = sum(load.rows.get(spec.name, 0) for load in loads)
+            by_day = warehouse_rows_by_day(warehouse.get(), spec, source_ids, run.first, run.last)
+            rows = add_rows_per_day(context, table_key(spec), by_day)
             yield dg.MaterializeResult(
-                asset_key=table_key(spec), metadata={**common, "dagster/row_count": rows}
+                asset_key=table_key(spec), metadata={**common, "rows_in_run": rows}
             )
         yield from checks.evaluate(context, warehouse.get(), *(spec.key for spec in specs))
 

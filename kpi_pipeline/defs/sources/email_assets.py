@@ -13,6 +13,7 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.defs.sources.partition_rows import add_rows_per_day, frame_rows_by_day
 from kpi_pipeline.loading.email import EmailRead, email_start, load_email_sources
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.plan.email_config import EmailSource
@@ -149,20 +150,15 @@ def build_email_assets(
         for source in sources:
             extract, start = extracts[source.id]
             common.update(_source_summary(context, source, extract, start))
-        yield dg.MaterializeResult(
-            asset_key=table_key(EMAIL_CAMPAIGNS),
-            metadata={
-                **common,
-                "dagster/row_count": sum(len(e.campaigns) for e, _ in extracts.values()),
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=table_key(EMAIL_LIST_GROWTH),
-            metadata={
-                **common,
-                "dagster/row_count": sum(len(e.list_growth) for e, _ in extracts.values()),
-            },
-        )
+            common[f"{source.id}/rows"] = len(extract.campaigns) + len(extract.list_growth)
+        for spec, frames in (
+            (EMAIL_CAMPAIGNS, [e.campaigns for e, _ in extracts.values()]),
+            (EMAIL_LIST_GROWTH, [e.list_growth for e, _ in extracts.values()]),
+        ):
+            rows = add_rows_per_day(context, table_key(spec), frame_rows_by_day(frames))
+            yield dg.MaterializeResult(
+                asset_key=table_key(spec), metadata={**common, "rows_in_run": rows}
+            )
         yield from checks.evaluate(context, wh.get(), *(spec.key for spec in specs))
 
     return [email_platforms]

@@ -1,5 +1,7 @@
 """What a file-source load did, as asset metadata and run warnings."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from kpi_pipeline.loading.context import RunDays
@@ -27,6 +29,11 @@ def file_load_metadata(
             context.log.warning(
                 f"source {load.source_id!r}: no rows for {len(load.days_without_rows)} day(s): "
                 f"{describe_days(load.days_without_rows)}"
+                + (
+                    ""
+                    if load.files_matched
+                    else f" (no file matches {Path(run.base_dir, load.glob).resolve()})"
+                )
             )
         if load.emptied_days:
             context.log.warning(
@@ -48,4 +55,16 @@ def file_load_metadata(
         "days_without_rows": len(missing),
         "emptied_days": sum(len(load.emptied_days) for load in loads),
         "file_formats": dg.MetadataValue.json([f for load in loads for f in load.formats]),
+        # Rows each source wrote over its tables (the CLI's summary reads `<source>/rows`).
+        **{f"{load.source_id}/rows": sum(load.rows.values()) for load in loads},
     }
+
+
+def unreadable_file(exc: OSError) -> dg.Failure:
+    """A matched file that cannot be opened (permissions, a folder): one line naming it.
+    Files are read before the load's transaction, so the run changed nothing."""
+    return dg.Failure(
+        description=f"cannot read {exc.filename}: {exc.strerror or exc}; this run changed "
+        "nothing: make the file readable (or move it out of the source's folder) and run again",
+        allow_retries=False,
+    )

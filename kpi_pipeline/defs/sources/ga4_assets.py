@@ -5,6 +5,7 @@ The loading itself (look-back, one transaction per day, quota stops, empty answe
 """
 
 import datetime as dt
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
 import dagster as dg
@@ -14,6 +15,7 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.defs.sources.partition_rows import add_rows_per_day
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.loading.ga4 import ALL_GA4_TABLES, Ga4SourceLoad, load_ga4_source
 from kpi_pipeline.plan.ga4 import Ga4Source
@@ -167,6 +169,9 @@ def build_ga4_assets(
                 ) from None
             loads.append(load)
             summary.update(_source_summary(context, source, extractor, load.logs, run.last, plan))
+            summary[f"{source.id}/rows"] = sum(
+                log.row_count for log in load.logs if log.report.name in ("traffic", "events")
+            )
             summary["repulled_from"] = load.start.isoformat()
         logs = [log for load in loads for log in load.logs]
         flagged = sorted({f for log in logs for f in log.flags})
@@ -176,21 +181,32 @@ def build_ga4_assets(
             "quality_flags": ", ".join(flagged) or "none",
         }
         for spec, report in ((GA4_TRAFFIC, "traffic"), (GA4_EVENTS, "events")):
-            rows = sum(log.row_count for log in logs if log.report.name == report)
+            by_day = _rows_by_day(log for log in logs if log.report.name == report)
+            rows = add_rows_per_day(context, table_key(spec), by_day)
             yield dg.MaterializeResult(
-                asset_key=table_key(spec), metadata={**common, "dagster/row_count": rows}
+                asset_key=table_key(spec), metadata={**common, "rows_in_run": rows}
             )
         yield dg.MaterializeResult(
             asset_key=table_key(GA4_PERIOD_USERS),
             metadata={**common, "users_periods": sum(load.users_periods for load in loads)},
         )
+        log_rows = add_rows_per_day(
+            context, table_key(GA4_EXTRACT_LOG), _rows_by_day(logs, count_logs=True)
+        )
         yield dg.MaterializeResult(
-            asset_key=table_key(GA4_EXTRACT_LOG),
-            metadata={**common, "dagster/row_count": len(logs)},
+            asset_key=table_key(GA4_EXTRACT_LOG), metadata={**common, "rows_in_run": log_rows}
         )
         yield from checks.evaluate(context, wh, *(spec.key for spec in specs))
 
     return [ga4_reports]
+
+
+def _rows_by_day(logs: Iterable[DayLog], count_logs: bool = False) -> dict[dt.date, int]:
+    """Rows pulled per day (or, with `count_logs`, day-reports logged per day)."""
+    counts: dict[dt.date, int] = {}
+    for log in logs:
+        counts[log.day] = counts.get(log.day, 0) + (1 if count_logs else log.row_count)
+    return counts
 
 
 def _source_summary(

@@ -6,7 +6,8 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
 from kpi_pipeline.defs.partitions import failure, run_days
 from kpi_pipeline.defs.resources import WarehouseResource
-from kpi_pipeline.defs.sources.file_metadata import file_load_metadata
+from kpi_pipeline.defs.sources.file_metadata import file_load_metadata, unreadable_file
+from kpi_pipeline.defs.sources.partition_rows import add_rows_per_day, warehouse_rows_by_day
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.loading.files import load_file_sources
 from kpi_pipeline.plan.loader import LoadedPlan
@@ -39,10 +40,16 @@ def build_session_csv_assets(
             loads = load_file_sources(warehouse.get(), loaded.plan.sources.session_csvs, run)
         except LoadError as exc:
             raise failure(exc) from None
-        rows = sum(load.rows.get(SESSION_ROWS.name, 0) for load in loads)
+        except OSError as exc:  # a file the glob matched that cannot be opened
+            raise unreadable_file(exc) from None
+        source_ids = [load.source_id for load in loads]
+        by_day = warehouse_rows_by_day(
+            warehouse.get(), SESSION_ROWS, source_ids, run.first, run.last
+        )
+        rows = add_rows_per_day(context, rows_spec.key, by_day)
         yield dg.MaterializeResult(
             asset_key=rows_spec.key,
-            metadata={**file_load_metadata(context, loads, run), "dagster/row_count": rows},
+            metadata={**file_load_metadata(context, loads, run), "rows_in_run": rows},
         )
         yield from checks.evaluate(context, warehouse.get(), rows_spec.key)
 

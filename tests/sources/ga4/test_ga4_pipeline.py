@@ -63,7 +63,7 @@ def test_kpi_values_from_ga4_rows_equal_hand_computed_ones(ga4_project):
     assert raw["sessions"].tolist() == [900, 100, 10, 100]
     assert set(raw["property_id"]) == {"123456"}
     traffic_meta = materialization(result, "raw/ga4_traffic")
-    assert traffic_meta["dagster/row_count"] == 4
+    assert traffic_meta["rows_in_run"] == 4
     assert traffic_meta["site/tokens_per_day_remaining"] < 200_000
 
 
