@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 
@@ -69,6 +71,30 @@ class Alert:
         data = {k: v for k, v in data.items() if k in known}
         data["kind"] = AlertKind(data["kind"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class KpiWording:
+    """What the plan currently calls a KPI: its label, objective and target date."""
+
+    kpi_label: str
+    objective_title: str
+    target_date: str | None
+
+
+def with_current_wording(alert: Alert, wording: Mapping[str, KpiWording]) -> Alert:
+    """`alert` as the plan words it now: a queued alert sent after the plan renamed its KPI
+    (or moved its deadline) carries the new words, not the ones of the day it was decided.
+    A KPI no longer in the plan keeps the stored words."""
+    current = wording.get(alert.kpi_id) if alert.kpi_id else None
+    if current is None:
+        return alert
+    return dataclasses.replace(
+        alert,
+        kpi_label=current.kpi_label,
+        objective_title=current.objective_title,
+        target_date=current.target_date,
+    )
 
 
 def clean_number(value: object) -> float | None:

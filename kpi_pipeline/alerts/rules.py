@@ -114,10 +114,13 @@ def evaluate(
         last = before[-1] if before else None
         last_sent = None if last is None else _text(last["last_sent_status"])
         last_sent_at = None if last is None else _instant(last["last_sent_at"])
+        # What the message calls the previous status: the one last sent, else the one last
+        # judged, else none (a series never judged reads as new, not "on track → ...").
+        previous = last_sent or (None if last is None else _text(last["status"]))
         if latest is not None:
             kind = decide(latest["status"], last_sent, last_sent_at, rule, now)
             if kind is not None:
-                alerts.append(_alert(latest, kind, last_sent, now, deadlines))
+                alerts.append(_alert(latest, kind, previous, now, deadlines))
                 last_sent, last_sent_at = latest["status"], now
             rows.append(_state_row(latest, last_sent, last_sent_at, None, now))
         newer = series if latest is None else series[series["_start"] > latest["_start"]]

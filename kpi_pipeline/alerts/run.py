@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from kpi_pipeline.alerts import store
-from kpi_pipeline.alerts.channels import Channel, redact, send_with_retry
-from kpi_pipeline.alerts.model import Alert, AlertKind
+from kpi_pipeline.alerts.channels import Channel, send_with_retry
+from kpi_pipeline.alerts.model import Alert, KpiWording, with_current_wording
 from kpi_pipeline.alerts.rules import evaluate
 from kpi_pipeline.plan.alerts import AlertsConfig
+from kpi_pipeline.plan.models import Plan
 from kpi_pipeline.warehouse.engine import Warehouse
 
 
@@ -23,6 +24,43 @@ class AlertRunSummary:
     held: int = 0
     delivered: list[tuple[str, str]] = field(default_factory=list)  # (alert_id, channel)
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (+ redacted error)
+    # (alert_id, channel, why): failed in this run and never to be tried again.
+    given_up: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def plan_wording(plan: Plan) -> dict[str, KpiWording]:
+    """Each KPI's current label, objective title and deadline, by KPI id."""
+    return {
+        kpi.id: KpiWording(kpi.label, objective.title, kpi.target.by.isoformat())
+        for objective, kpi in plan.iter_kpis()
+    }
+
+
+def deliver(
+    warehouse: Warehouse,
+    pending: Sequence[store.Pending],
+    channels: Mapping[str, Channel],
+    config: AlertsConfig,
+    now: dt.datetime,
+    summary: AlertRunSummary,
+    wording: Mapping[str, KpiWording] | None = None,
+    give_up_after_runs: int = store.GIVE_UP_AFTER_RUNS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AlertRunSummary:
+    """Send each pending delivery, worded as the plan words it now, and log the outcome."""
+    for item in pending:
+        alert = with_current_wording(item.alert, wording or {})
+        result = send_with_retry(
+            channels[item.channel], alert, config.retries, config.backoff_seconds, sleep
+        )
+        outcome = store.mark(warehouse, item, alert, result, now, give_up_after_runs)
+        if result.delivered:
+            summary.delivered.append((alert.alert_id, item.channel))
+            continue
+        summary.failed.append((alert.alert_id, item.channel, result.error or "unknown error"))
+        if outcome.given_up_reason:
+            summary.given_up.append((alert.alert_id, item.channel, outcome.given_up_reason))
+    return summary
 
 
 def run_alerts(
@@ -33,59 +71,18 @@ def run_alerts(
     now: dt.datetime,
     deadlines: Mapping[str, dt.date] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    wording: Mapping[str, KpiWording] | None = None,
+    give_up_after_runs: int = store.GIVE_UP_AFTER_RUNS,
 ) -> AlertRunSummary:
     """Evaluate, record (state and queue in one transaction), then deliver every queued alert
-    — this run's and any an earlier run failed to deliver — on the active channels."""
+    — this run's and any an earlier run failed to deliver and has not given up — on the
+    active channels, each worded with the plan's current `wording`."""
     store.ensure_tables(warehouse)
     evaluation = evaluate(scores, store.read_state(warehouse), config, now, deadlines)
     by_name = {channel.name: channel for channel in channels}
     store.record(warehouse, evaluation, by_name, now)
     summary = AlertRunSummary(alerts=evaluation.alerts, held=evaluation.held)
-    for alert, name in store.undelivered(warehouse, by_name):
-        result = send_with_retry(
-            by_name[name], alert, config.retries, config.backoff_seconds, sleep
-        )
-        store.mark(warehouse, alert.alert_id, name, result, now)
-        if result.delivered:
-            summary.delivered.append((alert.alert_id, name))
-        else:
-            summary.failed.append((alert.alert_id, name, result.error or "unknown error"))
-    return summary
-
-
-def failure_alert(job_name: str, run_id: str, errors: Sequence[str], now: dt.datetime) -> Alert:
-    """A notice that the pipeline itself failed: which job, which run, what went wrong."""
-    detail = f"job {job_name}, run {run_id}: " + ("; ".join(errors) or "no step error recorded")
-    return Alert(
-        alert_id=f"run_failure:{run_id}",
-        kind=AlertKind.PIPELINE_FAILURE,
-        kpi_id="",
-        kpi_label="",
-        kpi_kind="",
-        objective_title="",
-        grain="",
-        segment_type="",
-        segment="",
-        period_start=now.date().isoformat(),
-        period_label="",
-        previous_status=None,
-        status="failed",
-        detail=detail,
+    pending = store.undelivered(warehouse, by_name)
+    return deliver(
+        warehouse, pending, by_name, config, now, summary, wording, give_up_after_runs, sleep
     )
-
-
-def notify_failure(
-    channels: Sequence[Channel],
-    alert: Alert,
-    attempts: int,
-    backoff_seconds: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, str | None]:
-    """Send a failure notice on every channel: {channel: None if delivered else error}."""
-    secrets = [s for channel in channels for s in channel.secrets]
-    outcome: dict[str, str | None] = {}
-    for channel in channels:
-        clean = Alert(**{**alert.__dict__, "detail": redact(alert.detail or "", secrets)})
-        result = send_with_retry(channel, clean, attempts, backoff_seconds, sleep)
-        outcome[channel.name] = None if result.delivered else result.error
-    return outcome

@@ -37,6 +37,10 @@ class SlackServer:
     received: list[dict] = field(default_factory=list)  # payloads answered 200
     requests: int = 0
     down: bool = False
+    # (status, body, headers) to answer instead of 200 `ok`, like Slack refusing a message
+    # (400 `invalid_blocks`) or rate limiting (429 with Retry-After).
+    answer: tuple[int, bytes, dict[str, str]] | None = None
+    refused: list[dict] = field(default_factory=list)  # payloads answered with `answer`
 
 
 @pytest.fixture
@@ -51,6 +55,16 @@ def slack_server():
                 self.send_response(500 if state.down else 404)
                 self.end_headers()
                 self.wfile.write(b"server_error")
+                return
+            if state.answer is not None:
+                status, reply, headers = state.answer
+                state.refused.append(json.loads(body))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
                 return
             state.received.append(json.loads(body))
             self.send_response(200)
@@ -77,10 +91,15 @@ class SmtpServer:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False
+    raw: list[bytes] = field(default_factory=list)  # each message as it came over the wire
+    refuse_with: str | None = None  # an SMTP reply to every DATA, e.g. "554 5.6.0 ..."
 
     async def handle_DATA(self, server, session, envelope):
         if self.down:
             return "451 4.3.0 mailbox temporarily unavailable"
+        if self.refuse_with:
+            return self.refuse_with
+        self.raw.append(envelope.original_content)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.received.append(
             email.message_from_bytes(envelope.original_content, policy=email.policy.default)

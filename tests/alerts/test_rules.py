@@ -15,7 +15,7 @@ from kpi_pipeline.alerts.channels import (
 )
 from kpi_pipeline.alerts.model import AlertKind
 from kpi_pipeline.alerts.rules import decide, evaluate
-from kpi_pipeline.alerts.run import failure_alert
+from kpi_pipeline.alerts.run_failures import failure_alert
 from kpi_pipeline.plan.alerts import AlertRule, AlertsConfig
 
 NOW = dt.datetime(2026, 1, 20, 7, 0, tzinfo=dt.UTC)
