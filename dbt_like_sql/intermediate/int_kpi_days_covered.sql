@@ -1,13 +1,15 @@
 -- grain: one row per KPI and day every source of the KPI covered
 -- keys: kpi_id, date
+-- materialized: incremental
+-- partition_by: date
 -- description: The days a KPI can be judged on: each source feeding its measures read the day whole (a day with rows was read, whatever the log says). A period is complete when all its days are here; one source's late start leaves only its own KPIs partial.
 with
 
 source_days as (
 
-    select source_id, date from {{ ref('stg_loading__source_days') }}
+    select source_id, date from {{ ref('stg_loading__source_days') }} where {{ incremental_days('date') }}
     union
-    select distinct source_id, date from {{ ref('int_measures_unioned') }}
+    select distinct source_id, date from {{ ref('int_measures_unioned') }} where {{ incremental_days('date') }}
 
 ),
 

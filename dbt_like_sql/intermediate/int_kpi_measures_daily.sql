@@ -1,11 +1,13 @@
 -- grain: one row per kpi, date, segment_type and segment
 -- keys: kpi_id, date, segment_type, segment
+-- materialized: incremental
+-- partition_by: date
 -- description: Each KPI's numerator (a complement: the denominator minus the measure) and denominator per loaded day and segment, so a partial period can be compared with the same elapsed days of the previous one (same joins as kpi_values).
 with
 
 measures as (
 
-    select * from {{ ref('int_measures_aggregated_daily') }}
+    select * from {{ ref('int_measures_aggregated_daily') }} where {{ incremental_days('date') }}
 
 ),
 

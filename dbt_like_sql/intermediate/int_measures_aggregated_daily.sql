@@ -1,11 +1,13 @@
 -- grain: one row per date, measure, tactic, channel, device and audience
 -- keys: date, measure_id, tactic_id, channel, device, audience
+-- materialized: incremental
+-- partition_by: date
 -- description: Every additive measure of every source summed per day, tactic, channel, device and audience.
 with
 
 all_measures as (
 
-    select * from {{ ref('int_measures_unioned') }}
+    select * from {{ ref('int_measures_unioned') }} where {{ incremental_days('date') }}
 
 ),
 

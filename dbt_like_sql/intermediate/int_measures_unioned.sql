@@ -1,5 +1,7 @@
 -- grain: one row per source, source row and measure
 -- keys: source_id, date, source, medium, campaign, device, audience, measure_id
+-- materialized: incremental
+-- partition_by: date
 -- description: Additive measures of every source in one shape; each source adds one union branch.
 with
 
@@ -7,6 +9,7 @@ web_analytics_measures as (
 
     select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
     from {{ ref('int_web_analytics__measures') }}
+    where {{ incremental_days('date') }}
 
 ),
 
@@ -14,6 +17,7 @@ email_measures as (
 
     select source_id, date, source, medium, campaign, device, '(not set)' as audience, measure_id, value
     from {{ ref('int_email__measures') }}
+    where {{ incremental_days('date') }}
 
 ),
 
@@ -21,6 +25,7 @@ session_csv_measures as (
 
     select source_id, date, source, medium, campaign, device, audience, measure_id, value
     from {{ ref('int_session_csv__measures') }}
+    where {{ incremental_days('date') }}
 
 ),
 

@@ -1,17 +1,19 @@
 -- grain: one row per kpi, grain, period_start, segment_type and segment
 -- keys: kpi_id, grain, period_start, segment_type, segment
+-- materialized: incremental
+-- partition_by: grain, period_start
 -- description: KPI numerator, denominator and value per period, as a ratio of sums over the days the KPI's sources covered (never an average of daily ratios); users KPIs take GA4's count for the whole period (never a sum of days). is_partial marks periods some of whose days the KPI's sources did not cover; covered_from / covered_to are the days a period is judged on; a covered period with nothing counted is a real 0.
 with
 
 kpi_measures_daily as (
 
-    select * from {{ ref('int_kpi_measures_daily') }}
+    select * from {{ ref('int_kpi_measures_daily') }} where {{ incremental_period_days('date') }}
 
 ),
 
 kpi_days as (
 
-    select * from {{ ref('int_kpi_days_covered') }}
+    select * from {{ ref('int_kpi_days_covered') }} where {{ incremental_period_days('date') }}
 
 ),
 
@@ -42,18 +44,20 @@ kpi_sources as (
 calendar as (
 
     select * from {{ source('plan', 'calendar') }}
+    where {{ incremental_periods('grain', 'period_start') }}
 
 ),
 
 quality_flags_daily as (
 
-    select * from {{ ref('int_quality_flags_daily') }}
+    select * from {{ ref('int_quality_flags_daily') }} where {{ incremental_period_days('date') }}
 
 ),
 
 period_users as (
 
     select * from {{ ref('stg_ga4__period_users') }}
+    where {{ incremental_periods('grain', 'period_start') }}
 
 ),
 
@@ -67,6 +71,7 @@ users_row_days as (
     inner join kpis
         on kpis.kpi_id = kpi_sources.kpi_id
         and kpis.kind = 'users'
+    where {{ incremental_period_days('measures.date') }}
 
 ),
 

@@ -45,6 +45,12 @@ def register(commands) -> None:
         help="accept days that had rows and now read none (they become empty); by default "
         "such days keep their rows and the run fails",
     )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every SQL model and score from all history (by default a run "
+        "recomputes only the periods holding the days whose data changed)",
+    )
     loudness = run.add_mutually_exclusive_group()
     loudness.add_argument(
         "--quiet", action="store_true", help="print nothing but errors (for cron)"
@@ -63,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     from kpi_pipeline.defs.sources.ga4_assets import ROLLBACK_TAG
     from kpi_pipeline.metrics.periods import last_closed_day
     from kpi_pipeline.runs import RunProgress, check_summary, run_days, run_summary, step_failures
+    from kpi_pipeline.warehouse.incremental import FULL_REFRESH_TAG
     from kpi_pipeline.warehouse.reading import masked_url
 
     if args.rollback < 0:
@@ -100,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
             tags={
                 **({ROLLBACK_TAG: str(args.rollback)} if args.rollback else {}),
                 **({ALLOW_MISSING_TAG: "1"} if args.allow_missing else {}),
+                **({FULL_REFRESH_TAG: "1"} if args.full_refresh else {}),
             },
             progress=progress,
         )

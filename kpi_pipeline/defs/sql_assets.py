@@ -1,11 +1,14 @@
 """One asset per model in `dbt_like_sql/`, with dependencies read from its refs and sources."""
 
+import datetime as dt
+
 import dagster as dg
 
 from kpi_pipeline.checks.suites import MAIN_TABLE
 from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key
 from kpi_pipeline.defs.resources import WarehouseResource
+from kpi_pipeline.warehouse.incremental import FULL_REFRESH_TAG, models_hash, run_scope
 from kpi_pipeline.warehouse.sql_models import SqlModel, run_model
 
 # Staging stays its own group; the layers that compute KPIs read as one concept.
@@ -16,7 +19,17 @@ def build_sql_model_assets(
     models: list[SqlModel], checks: AssetChecks
 ) -> list[dg.AssetsDefinition]:
     layer_of = {m.name: m.layer for m in models}
-    return [_model_asset(model, layer_of, checks) for model in models]
+    sql_hash = models_hash(m.template for m in models)
+    return [_model_asset(model, layer_of, checks, sql_hash) for model in models]
+
+
+def run_days_of(tags: dict[str, str]) -> tuple[dt.date, dt.date] | None:
+    """The run's partition days from its tags (a range, or one partition), if any."""
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not first or not last:
+        return None
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
 
 
 # Tables several source assets write (a Dagster asset has one writer): a model reading them
@@ -28,7 +41,7 @@ _WRITTEN_BY = {("raw", "source_days"): _SOURCE_WRITERS, ("raw", "check_flags"): 
 
 
 def _model_asset(
-    model: SqlModel, layer_of: dict[str, str], checks: AssetChecks
+    model: SqlModel, layer_of: dict[str, str], checks: AssetChecks, sql_hash: str
 ) -> dg.AssetsDefinition:
     deps = [relation_key(layer_of[ref], ref) for ref in model.refs] + [
         key
@@ -53,9 +66,24 @@ def _model_asset(
     )
     def _run(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        rows = run_model(wh, model, layer_of)
+        scope = None
+        if model.materialized == "incremental":
+            tags = dict(context.run.tags)
+            scope = run_scope(
+                wh,
+                context.run_id,
+                plan_hash=checks.loaded.plan_hash,
+                sql_hash=sql_hash,
+                run_days=run_days_of(tags),
+                full_refresh=tags.get(FULL_REFRESH_TAG) == "1",
+            )
+        rows = run_model(wh, model, layer_of, scope)
         relation = wh.relation(model.schema, model.name)
         metadata: dict[str, object] = {"relation": relation}
+        if scope is not None:
+            metadata["build"] = "full" if scope.full else "incremental"
+            metadata["build_reason"] = scope.reason
+            metadata["changed_days"] = scope.changed_days
         if rows is not None:
             metadata["dagster/row_count"] = rows
         if model.preview_order_by:

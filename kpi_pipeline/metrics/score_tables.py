@@ -103,8 +103,16 @@ KPI_SCORE_VERSIONS = TableSpec(
 )
 
 
-def scores_for_plan(values: pd.DataFrame, goals: Mapping[str, Goal], plan: Plan) -> pd.DataFrame:
-    """`kpi_values` rows scored and labelled with their KPI and objective, in a stable order."""
+def scores_for_plan(
+    values: pd.DataFrame,
+    goals: Mapping[str, Goal],
+    plan: Plan,
+    latest_as_of: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
+    """`kpi_values` rows scored and labelled with their KPI and objective, in a stable order.
+
+    `latest_as_of` ({kpi_id: last covered day}) is needed when `values` holds only part of
+    each KPI's history (see `with_hold_reasons`)."""
     labels = pd.DataFrame(
         [
             (k.id, k.label, k.kind.value, k.direction.value, o.id, o.title, o.priority)
@@ -119,7 +127,7 @@ def scores_for_plan(values: pd.DataFrame, goals: Mapping[str, Goal], plan: Plan)
     if "quality_flags" in values:
         values["quality_flags"] = values["quality_flags"].map(flag_set)
     scored = with_hold_reasons(
-        score_frame(values, goals, plan.scoring.forecast_periods), hold_windows(plan)
+        score_frame(values, goals, plan.scoring.forecast_periods), hold_windows(plan), latest_as_of
     ).merge(labels, on="kpi_id", how="inner", validate="m:1")
     ordered = scored[_column_names()].sort_values(list(KPI_SCORES.keys), kind="stable")
     return ordered.reset_index(drop=True)

@@ -384,14 +384,22 @@ def hold_windows(plan: Plan) -> dict[str, int]:
     return windows
 
 
-def with_hold_reasons(scored: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFrame:
+def with_hold_reasons(
+    scored: pd.DataFrame,
+    windows: Mapping[str, int],
+    latest_as_of: Mapping[str, object] | None = None,
+) -> pd.DataFrame:
     """`scored` plus `hold_reason` (see `hold_reason`), from `quality_flags` when present.
 
     A period settles with the KPI's later data: the revision window runs back from the last
     day the KPI's sources covered (its latest `as_of_date`), not from the period's own last
     covered day (which, for a closed period, is its end)."""
     flags = scored["quality_flags"] if "quality_flags" in scored else [None] * len(scored)
-    latest = pd.to_datetime(scored["as_of_date"]).groupby(scored["kpi_id"]).transform("max")
+    # `latest_as_of` ({kpi_id: day}) when `scored` holds only part of a KPI's periods.
+    if latest_as_of is None:
+        latest = pd.to_datetime(scored["as_of_date"]).groupby(scored["kpi_id"]).transform("max")
+    else:
+        latest = pd.to_datetime(scored["kpi_id"].map(latest_as_of))
     reasons = [
         hold_reason(
             pd.Timestamp(end).date(),

@@ -1,11 +1,13 @@
 -- grain: one row per email campaign and measure (sent, delivered, unique opens and clicks, unsubscribes, bounces)
 -- keys: source_id, date, source, medium, campaign, device, measure_id
+-- materialized: incremental
+-- partition_by: date
 -- description: Email campaign totals as additive measures in the shape of int_web_analytics__measures, on the campaign's send day; source is the campaign's utm_source (else the platform), medium is email, campaign its utm_campaign (else its name), so tactic rules match them like site traffic.
 with
 
 campaigns as (
 
-    select * from {{ ref('stg_email__campaigns') }}
+    select * from {{ ref('stg_email__campaigns') }} where {{ incremental_days('date') }}
 
 ),
 

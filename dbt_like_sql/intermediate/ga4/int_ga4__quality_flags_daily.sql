@@ -1,11 +1,13 @@
 -- grain: one row per GA4 source, date and quality flag raised by any of its reports that day
 -- keys: source_id, date, quality_flag
+-- materialized: incremental
+-- partition_by: date
 -- description: Days whose GA4 data was sampled, thresholded, folded into (other), truncated or in another time zone, per property: a flag reaches only the KPIs that property feeds.
 with
 
 extract_log as (
 
-    select * from {{ ref('stg_ga4__extract_log') }}
+    select * from {{ ref('stg_ga4__extract_log') }} where {{ incremental_days('date') }}
 
 ),
 

@@ -1,11 +1,13 @@
 -- grain: one row per source, day, UTM values, audience and measure
 -- keys: source_id, date, source, medium, campaign, audience, measure_id
+-- materialized: incremental
+-- partition_by: date
 -- description: Session-level rows counted into sessions, key events (converted sessions) and engaged sessions, per day and audience.
 with
 
 sessions as (
 
-    select * from {{ ref('stg_session_csv__sessions') }}
+    select * from {{ ref('stg_session_csv__sessions') }} where {{ incremental_days('date') }}
 
 ),
 

@@ -1,5 +1,7 @@
 -- grain: one row per source, day, source/medium/campaign, device and measure (sessions, engaged sessions, key events, declared event counts)
 -- keys: source_id, date, source, medium, campaign, device, measure_id
+-- materialized: incremental
+-- partition_by: date
 -- description: Web analytics traffic and event counts (CSV exports and GA4 alike) as additive measures in one long shape, ready to union with other sources.
 with
 
@@ -7,9 +9,11 @@ traffic as (
 
     select source_id, date, source, medium, campaign, device, sessions, engaged_sessions, key_events
     from {{ ref('stg_csv__traffic') }}
+    where {{ incremental_days('date') }}
     union all
     select source_id, date, source, medium, campaign, device, sessions, engaged_sessions, key_events
     from {{ ref('stg_ga4__traffic') }}
+    where {{ incremental_days('date') }}
 
 ),
 
@@ -17,9 +21,11 @@ events as (
 
     select source_id, date, source, medium, campaign, device, event_name, event_count
     from {{ ref('stg_csv__events') }}
+    where {{ incremental_days('date') }}
     union all
     select source_id, date, source, medium, campaign, device, event_name, event_count
     from {{ ref('stg_ga4__events') }}
+    where {{ incremental_days('date') }}
 
 ),
 
