@@ -62,7 +62,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from kpi_pipeline.loading.plans import prune_undeclared
 
-    loaded, warehouse = plan_warehouse(args, read_only=args.dry_run)
+    loaded, warehouse = plan_warehouse(args)
     try:
         found = prune_undeclared(warehouse, loaded, dry_run=args.dry_run)
     finally:
@@ -90,7 +90,7 @@ def _grant_readonly(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _, warehouse = plan_warehouse(args, read_only=False)
+    _, warehouse = plan_warehouse(args)
     try:
         statements = warehouse.grant_readonly(args.role)
     except WarehouseError as exc:
