@@ -13,7 +13,7 @@ from kpi_pipeline.defs.alerts_assets import (
     build_alert_sensors,
 )
 from kpi_pipeline.defs.check_assets import AssetChecks
-from kpi_pipeline.defs.jobs import build_daily_job, build_daily_schedule
+from kpi_pipeline.defs.jobs import build_daily_job, build_daily_schedule, executor_for
 from kpi_pipeline.defs.partitions import daily_partitions
 from kpi_pipeline.defs.plan_assets import build_plan_assets
 from kpi_pipeline.defs.report_assets import build_report_assets
@@ -54,6 +54,7 @@ def build_definitions(
         warehouse = WarehouseResource(plan_id=loaded.plan_id)
     job = build_daily_job(partitions)
     models = discover_models(SQL_MODELS_ROOT)
+    url = warehouse_url or os.environ.get("KPI_WAREHOUSE_URL") or WarehouseResource().url
     checks = AssetChecks(loaded, models)
     return dg.Definitions(
         assets=[
@@ -68,10 +69,7 @@ def build_definitions(
             # The HTML report: $KPI_REPORT_DIR, else reports/ beside a DuckDB warehouse file.
             *build_report_assets(
                 loaded,
-                report_dir(
-                    warehouse_url or os.environ.get("KPI_WAREHOUSE_URL") or WarehouseResource().url,
-                    os.environ.get(REPORT_DIR_ENV),
-                ),
+                report_dir(url, os.environ.get(REPORT_DIR_ENV)),
             ),
         ],
         jobs=[job],
@@ -85,8 +83,8 @@ def build_definitions(
             # One per declared email source, its API key as a dg.EnvVar.
             **build_email_resources(loaded),
         },
-        # DuckDB has a single writer: steps run one after another in one process.
-        executor=dg.in_process_executor,
+        # DuckDB: one process (single writer); PostgreSQL: multiprocess (sources in parallel).
+        executor=executor_for(url),
     )
 
 

@@ -45,6 +45,8 @@ def run_days(
     """
     defs = build_definitions(plan_path, warehouse_url=warehouse_url)
     job = defs.resolve_job_def(DAILY_JOB_NAME)
+    if instance is None:
+        instance = process_only_instance()
     loggers: dict[str, Any] = {}
     if log_level:
         loggers["console"] = {"config": {"log_level": log_level}}
@@ -62,6 +64,60 @@ def run_days(
             **(tags or {}),
         },
         raise_on_error=False,
+    )
+
+
+def daily_job_from_environment() -> dg.JobDefinition:
+    """The daily job of $KPI_PLAN on $KPI_WAREHOUSE_URL, as a code location builds it: what
+    `dg.reconstructable` points the multiprocess executor's step processes at."""
+    return build_definitions().resolve_job_def(DAILY_JOB_NAME)
+
+
+# What a run without DAGSTER_HOME needs to keep: its lifecycle and step events (start,
+# success, failure, skips, logs). Asset-level events are the bulk (one per day per asset in a
+# range run) and are what the in-memory SQLite storage indexes at most cost.
+_UNINDEXED_EVENTS = frozenset(
+    {
+        "ASSET_MATERIALIZATION",
+        "ASSET_MATERIALIZATION_PLANNED",
+        "ASSET_OBSERVATION",
+        "ASSET_CHECK_EVALUATION",
+        "ASSET_CHECK_EVALUATION_PLANNED",
+        "STEP_OUTPUT",
+        "HANDLED_OUTPUT",
+        "LOADED_INPUT",
+    }
+)
+
+
+def process_only_instance() -> dg.DagsterInstance:
+    """An ephemeral instance for a run no one will look up (the CLI without DAGSTER_HOME):
+    its storage dies with the process, so asset-level events are not written to it. The
+    run's result still carries every event (`result.all_events`, the progress logger read
+    them as they happen); a run under DAGSTER_HOME stores everything for the UI."""
+    from dagster._core.instance import InstanceType
+    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+    from dagster._core.run_coordinator import DefaultRunCoordinator
+    from dagster._core.storage.event_log import InMemoryEventLogStorage
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+    from dagster._core.storage.root import TemporaryLocalArtifactStorage
+    from dagster._core.storage.runs import InMemoryRunStorage
+
+    class RunEventsOnlyStorage(InMemoryEventLogStorage):
+        def store_event(self, event, *args, **kwargs):
+            if event.dagster_event_type in _UNINDEXED_EVENTS:
+                return
+            super().store_event(event, *args, **kwargs)
+
+    # What `DagsterInstance.ephemeral()` builds, with the event storage above.
+    return dg.DagsterInstance(
+        instance_type=InstanceType.EPHEMERAL,
+        local_artifact_storage=TemporaryLocalArtifactStorage(),
+        run_storage=InMemoryRunStorage(),
+        event_storage=RunEventsOnlyStorage(),
+        compute_log_manager=NoOpComputeLogManager(),
+        run_coordinator=DefaultRunCoordinator(),
+        run_launcher=SyncInMemoryRunLauncher(),
     )
 
 
