@@ -259,7 +259,10 @@ def test_the_daily_run_fails_within_the_lock_timeout_when_a_reader_holds_kpi_val
     postgres_url, analyst, tmp_path, monkeypatch
 ):
     # Imported here: it loads the whole Dagster definitions, which only this test needs.
-    from demo_project import DemoProject, step_failures
+    from demo_project import FIRST_DAY, LAST_DAY, DemoProject, step_failures
+
+    from kpi_pipeline.runs import run_days
+    from kpi_pipeline.warehouse.incremental import FULL_REFRESH_TAG
 
     project = DemoProject.create(tmp_path, postgres_url)
     started = time.monotonic()
@@ -270,8 +273,18 @@ def test_the_daily_run_fails_within_the_lock_timeout_when_a_reader_holds_kpi_val
     analyst.execute("lock table demo_marts.kpi_values in access share mode")
     monkeypatch.setenv("KPI_PG_LOCK_TIMEOUT", "1")
     monkeypatch.setenv("KPI_PG_LOCK_RETRIES", "1")
+    # An incremental run deletes and inserts rows: a reader's share lock does not stop it.
+    incremental = project.run()
+    assert incremental.success, step_failures(incremental)
+    # A full refresh drops and recreates the table, which must wait for the reader: bounded.
     started = time.monotonic()
-    blocked = project.run()
+    blocked = run_days(
+        project.plan_path,
+        FIRST_DAY,
+        LAST_DAY,
+        warehouse_url=postgres_url,
+        tags={FULL_REFRESH_TAG: "1"},
+    )
     elapsed = time.monotonic() - started
 
     assert not blocked.success

@@ -67,7 +67,10 @@ class Chromium:
 
         if self.binary is None:
             raise BrowserError(f"no Chromium at {CHROMIUM} nor on PATH (apt-get install chromium)")
-        self._profile = tempfile.TemporaryDirectory(prefix="kpi-chromium-")
+        # Chromium's helper processes may still write to the profile as it is removed.
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="kpi-chromium-", ignore_cleanup_errors=True
+        )
         profile = Path(self._profile.name)
         self._process = subprocess.Popen(
             [
@@ -138,8 +141,9 @@ class Chromium:
         self._send("Page.navigate", {"url": url})
         self._wait_for("Page.loadEventFired")
         visit = PageVisit(url=url, load_seconds=time.perf_counter() - started)
-        # Let late events (a lazily requested font, a console message) arrive.
-        self.evaluate("document.readyState")
+        # Let late events (a lazily requested font, a CSP console message) arrive: on a busy
+        # machine they can come well after the load event.
+        self._settle()
         urls: dict[str, str] = {}
         for event in self._events:
             method, params = event["method"], event.get("params", {})
@@ -207,6 +211,17 @@ class Chromium:
             if seen:
                 return seen[-1]
             self._receive()
+
+    def _settle(self, quiet_s: float = 0.5, at_most_s: float = 5.0) -> None:
+        """Read events until none arrives for `quiet_s` (or `at_most_s` have passed)."""
+        deadline = time.monotonic() + at_most_s
+        while time.monotonic() < deadline:
+            try:
+                message = json.loads(self._socket.recv(timeout=quiet_s))
+            except TimeoutError:
+                return
+            if "method" in message:
+                self._events.append(message)
 
     def _receive(self) -> dict:
         try:
