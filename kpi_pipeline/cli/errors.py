@@ -5,15 +5,14 @@ Exit codes (README, "Command line"):
   1  the run (or the read) failed: a step failed, the warehouse is busy, no scores yet
   2  usage or configuration: bad arguments, dates, plan, warehouse URL, missing variables
 
-`--debug` prints the traceback as well. Exceptions are classified by type; the only
-messages read are third-party ones that carry no type of their own (Dagster's missing
-environment variable).
+`--debug` prints the traceback as well. Exceptions are classified by type, never by their
+message; a known error Dagster wrapped (a resource's or a step's) is found in the chain.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 OK = 0
 RUN_FAILED = 1
@@ -42,12 +41,10 @@ class Outcome:
     code: int
 
 
-_ENV_VAR_NOT_SET = re.compile(r'environment variable "(?P<name>[^"]+)" which is not set')
-
-
 def classify(exc: BaseException) -> Outcome:
     """The message and exit code for `exc` (an unknown exception is a failed run)."""
     from kpi_pipeline.plan.loader import PlanError
+    from kpi_pipeline.sources.credentials import MissingCredentialsError
     from kpi_pipeline.warehouse.errors import WarehouseBusyError, WarehouseError, WarehouseTimeout
 
     if isinstance(exc, CliError):
@@ -62,13 +59,9 @@ def classify(exc: BaseException) -> Outcome:
         return Outcome(str(exc), RUN_FAILED)
     if isinstance(exc, WarehouseError):
         return Outcome(str(exc), USAGE)
-    missing = _ENV_VAR_NOT_SET.search(str(exc))
+    missing = _in_chain(exc, MissingCredentialsError)
     if missing is not None:
-        return Outcome(
-            f"environment variable {missing['name']} is not set: the plan needs it "
-            "(export it, or remove the source that names it)",
-            USAGE,
-        )
+        return Outcome(str(missing), USAGE)
     if isinstance(exc, OSError) and exc.filename is not None:
         return Outcome(f"{exc.filename}: {exc.strerror or exc}", USAGE)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -77,3 +70,20 @@ def classify(exc: BaseException) -> Outcome:
         "for the traceback, and report it)",
         RUN_FAILED,
     )
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _in_chain(exc: BaseException, kind: type[E]) -> E | None:
+    """`exc` or the first exception of type `kind` it wraps: Dagster keeps a resource's or a
+    step's error as `user_exception` and as the cause (an error raised while handling another
+    is not wrapping it, so `__context__` is not followed)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "user_exception", None) or current.__cause__
+    return None

@@ -80,15 +80,13 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _grant_readonly(args: argparse.Namespace) -> int:
-    from kpi_pipeline.warehouse.engine import WarehouseError
+    from kpi_pipeline.warehouse.errors import WarehouseError
+    from kpi_pipeline.warehouse.roles import has_roles, no_roles_message, url_backend
 
-    if not warehouse_url().startswith("postgresql"):
+    backend = url_backend(warehouse_url())
+    if not has_roles(backend):
         # Said before opening anything: a DuckDB file need not even exist to know this.
-        print(
-            "grant-readonly needs PostgreSQL; a DuckDB warehouse has no roles "
-            "(give analysts a copy of the file, opened read-only)",
-            file=sys.stderr,
-        )
+        print(no_roles_message(backend), file=sys.stderr)
         return 2
     _, warehouse = plan_warehouse(args)
     try:

@@ -4,6 +4,7 @@ The history is stored as changes (SCD-2): `kpi_score_versions` holds a row each 
 row first appears or changes, reported by runs `valid_from_run` <= R < `valid_to_run` (null:
 still reported); `kpi_snapshot_runs` numbers the runs. The view `kpi_snapshots` joins them
 back into one row per run and score row, exactly what an append-only table would hold.
+`KPI_SCORES` itself is declared in `score_columns` (scoring reads its columns too).
 """
 
 from __future__ import annotations
@@ -12,61 +13,16 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from kpi_pipeline.lib.tables import ColumnType, TableSpec
+from kpi_pipeline.lib.tables import TableSpec
+from kpi_pipeline.metrics.score_columns import KPI_SCORES
 from kpi_pipeline.metrics.scoring import Goal, hold_windows, score_frame, with_hold_reasons
 from kpi_pipeline.plan.models import Plan
-
-_SCORE_COLUMNS: tuple[tuple[str, ColumnType], ...] = (
-    ("kpi_id", "text"),
-    ("kpi_label", "text"),
-    ("kind", "text"),
-    ("direction", "text"),
-    ("objective_id", "text"),
-    ("objective_title", "text"),
-    ("objective_priority", "integer"),
-    ("grain", "text"),
-    ("period_start", "date"),
-    ("period_end", "date"),
-    ("period_label", "text"),
-    ("segment_type", "text"),
-    ("segment", "text"),
-    ("numerator", "double"),
-    ("denominator", "double"),
-    ("value", "double"),
-    ("days_with_data", "bigint"),
-    ("is_partial", "boolean"),
-    ("as_of_date", "date"),
-    ("quality_flags", "text"),
-    ("expected", "double"),
-    ("target", "double"),
-    ("tolerance_band", "double"),
-    ("status", "text"),
-    ("ci_low", "double"),
-    ("ci_high", "double"),
-    ("forecast_at_deadline", "double"),
-    ("projected_status", "text"),
-    ("forecast_low", "double"),
-    ("forecast_high", "double"),
-    ("hold_reason", "text"),
-    # The days the period was judged on: the KPI's sources covered them (see kpi_values).
-    ("covered_from", "date"),
-    ("covered_to", "date"),
-    ("days_covered", "bigint"),
-)
-
-KPI_SCORES = TableSpec(
-    "marts",
-    "kpi_scores",
-    _SCORE_COLUMNS,
-    grain="one row per kpi, grain, period_start, segment_type and segment",
-    keys=("kpi_id", "grain", "period_start", "segment_type", "segment"),
-)
 
 # A view (see kpi_pipeline/warehouse/snapshots.py): what every run reported.
 KPI_SNAPSHOTS = TableSpec(
     "marts",
     "kpi_snapshots",
-    (("run_id", "text"), ("computed_at", "timestamp"), ("plan_hash", "text"), *_SCORE_COLUMNS),
+    (("run_id", "text"), ("computed_at", "timestamp"), ("plan_hash", "text"), *KPI_SCORES.columns),
     grain="one row per run and kpi_scores row it reported (a view over kpi_score_versions)",
     keys=("run_id", "kpi_id", "grain", "period_start", "segment_type", "segment"),
 )
@@ -94,7 +50,7 @@ KPI_SCORE_VERSIONS = TableSpec(
         ("version_id", "bigint"),
         ("valid_from_run", "bigint"),
         ("valid_to_run", "bigint"),
-        *_SCORE_COLUMNS,
+        *KPI_SCORES.columns,
     ),
     grain="one row per kpi_scores row and change: reported by runs valid_from_run <= run_seq < "
     "valid_to_run (null: still reported)",
@@ -118,7 +74,7 @@ def scores_for_plan(
             (k.id, k.label, k.kind.value, k.direction.value, o.id, o.title, o.priority)
             for o, k in plan.iter_kpis()
         ],
-        columns=_column_names()[:7],
+        columns=KPI_SCORES.column_names[:7],
     )
     values = values.astype({"is_partial": bool})
     for column in ("period_start", "period_end", "as_of_date", "covered_from", "covered_to"):
@@ -129,7 +85,7 @@ def scores_for_plan(
     scored = with_hold_reasons(
         score_frame(values, goals, plan.scoring.forecast_periods), hold_windows(plan), latest_as_of
     ).merge(labels, on="kpi_id", how="inner", validate="m:1")
-    ordered = scored[_column_names()].sort_values(list(KPI_SCORES.keys), kind="stable")
+    ordered = scored[KPI_SCORES.column_names].sort_values(list(KPI_SCORES.keys), kind="stable")
     return ordered.reset_index(drop=True)
 
 
@@ -149,7 +105,3 @@ def latest_closed_statuses(scores: pd.DataFrame) -> dict[str, dict[str, str]]:
     for kpi_id, grain, status in latest[["kpi_id", "grain", "status"]].itertuples(index=False):
         result.setdefault(kpi_id, {})[grain] = status
     return result
-
-
-def _column_names() -> list[str]:
-    return [name for name, _ in _SCORE_COLUMNS]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from kpi_pipeline.metrics.forecast import Forecast, PeriodPoint, forecast_at_deadline
 from kpi_pipeline.metrics.intervals import wilson_interval
+from kpi_pipeline.metrics.score_columns import SCORED_COLUMNS
 from kpi_pipeline.plan.models import Direction, Grain, Kpi, KpiKind, Plan, ToleranceMode
 
 # Values this close to a boundary count as on it: floats from sums of counts are not exact.
@@ -242,18 +243,8 @@ def hold_reason(
     return ",".join(reasons) or None
 
 
-SCORE_COLUMNS = [
-    "expected",
-    "target",
-    "tolerance_band",
-    "status",
-    "ci_low",
-    "ci_high",
-    "forecast_at_deadline",
-    "projected_status",
-    "forecast_low",
-    "forecast_high",
-]
+# The columns `score_frame` adds, as `kpi_scores` declares them.
+SCORE_COLUMNS = list(SCORED_COLUMNS)
 
 
 def score_frame(

@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import pandas as pd
 
+from kpi_pipeline.metrics.score_columns import SCORECARD_COLUMNS
 from kpi_pipeline.plan.models import Grain
 from kpi_pipeline.reports.wording import (
     describe_period,
@@ -30,34 +31,7 @@ _GRAIN_ORDER = {grain: order for order, grain in enumerate(GRAINS)}
 FORMATS = ("table", "csv", "json", "markdown")
 
 # Columns of `kpi_scores` the scorecard reads, in the order CSV and JSON carry them.
-SCORE_FIELDS = (
-    "objective_priority",
-    "objective_id",
-    "objective_title",
-    "kpi_id",
-    "kpi_label",
-    "kind",
-    "direction",
-    "grain",
-    "period_label",
-    "period_start",
-    "period_end",
-    "value",
-    "numerator",
-    "denominator",
-    "expected",
-    "target",
-    "tolerance_band",
-    "status",
-    "ci_low",
-    "ci_high",
-    "forecast_at_deadline",
-    "forecast_low",
-    "forecast_high",
-    "projected_status",
-    "hold_reason",
-    "quality_flags",
-)
+SCORE_FIELDS = SCORECARD_COLUMNS
 
 LATEST_CLOSED_SQL = """
 with closed as (

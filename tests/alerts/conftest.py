@@ -22,6 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from kpi_pipeline.alerts.channels import SmtpChannel
 from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.runs import run_days
 from kpi_pipeline.warehouse.engine import read_frame_once
@@ -132,6 +133,21 @@ def smtp_server():
     controller.start()
     yield state
     controller.stop()
+
+
+@pytest.fixture
+def smtp_channel(smtp_server) -> SmtpChannel:
+    """The email channel to the local SMTP server, logging in as the test user (no STARTTLS:
+    the server is plaintext on loopback)."""
+    return SmtpChannel(
+        host="127.0.0.1",
+        port=smtp_server.port,
+        sender="kpi@tiny.example",
+        recipients=("lead@tiny.example",),
+        username=SMTP_USER,
+        password=SMTP_PASSWORD,
+        starttls=False,
+    )
 
 
 ALERTS_SECTION = """\

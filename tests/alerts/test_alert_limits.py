@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import SMTP_PASSWORD, SMTP_USER
 
-from kpi_pipeline.alerts.channels import SlackWebhookChannel, SmtpChannel
+from kpi_pipeline.alerts.channels import SlackWebhookChannel
 from kpi_pipeline.alerts.model import Alert, AlertKind
 from kpi_pipeline.alerts.run_failures import failure_alert
 
@@ -164,18 +163,10 @@ def test_slack_section_text_at_its_3000_character_limit(
     [(33, 77, False), (34, 78, False), (35, 78, True)],
 )
 def test_email_subject_at_78_characters_and_its_header_folded(
-    smtp_server, label_length, expected_length, cut
+    smtp_server, smtp_channel, label_length, expected_length, cut
 ):
     label = label_of(label_length)
-    channel = SmtpChannel(
-        host="127.0.0.1",
-        port=smtp_server.port,
-        sender="kpi@tiny.example",
-        recipients=("lead@tiny.example",),
-        username=SMTP_USER,
-        password=SMTP_PASSWORD,
-        starttls=False,
-    )
+    channel = smtp_channel
     channel.send(slipped(label))
     subject = smtp_server.received[-1]["Subject"]
     assert len(subject) == expected_length

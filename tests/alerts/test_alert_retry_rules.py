@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conftest import MONDAY_W02, SMTP_PASSWORD, SMTP_USER
+from conftest import MONDAY_W02
 
 from kpi_pipeline.alerts import store
 from kpi_pipeline.alerts.channels import (
     SlackWebhookChannel,
-    SmtpChannel,
     channels_from_environment,
     send_with_retry,
 )
@@ -204,16 +203,8 @@ def _environ(slack) -> dict[str, str]:
     return {"TEST_SLACK_WEBHOOK": slack.url}
 
 
-def test_smtp_permanent_refusal_is_not_retried_but_a_transient_one_is(smtp_server):
-    channel = SmtpChannel(
-        host="127.0.0.1",
-        port=smtp_server.port,
-        sender="kpi@tiny.example",
-        recipients=("lead@tiny.example",),
-        username=SMTP_USER,
-        password=SMTP_PASSWORD,
-        starttls=False,
-    )
+def test_smtp_permanent_refusal_is_not_retried_but_a_transient_one_is(smtp_server, smtp_channel):
+    channel = smtp_channel
     alert = failure_alert("daily_kpis", "r1", [], dt.datetime(2026, 1, 12, tzinfo=dt.UTC))
     smtp_server.refuse_with = "554 5.7.1 message rejected"  # SMTP 5xx: permanent
     refused = send_with_retry(channel, alert, 3, 0, lambda _: None)

@@ -141,30 +141,74 @@ EMAIL_SOURCE = """\
 """
 
 
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        (
-            GA4_SOURCE,
-            "environment variable TINY_MISSING_CREDENTIALS is not set: GA4 source 'site' reads "
-            "the path of its service-account key file from it (export "
-            "TINY_MISSING_CREDENTIALS=..., or remove the source from the plan)",
-        ),
-        (
-            EMAIL_SOURCE,
-            "environment variable TINY_MISSING_KEY is not set: email source 'news' (mailchimp) "
-            "reads its API key from it (export TINY_MISSING_KEY=..., or remove the source from "
-            "the plan)",
-        ),
-    ],
-    ids=["ga4", "email"],
-)
-def test_a_missing_credentials_variable_is_named(project, source, expected):
+MISSING_CREDENTIALS = [
+    pytest.param(
+        GA4_SOURCE,
+        "environment variable TINY_MISSING_CREDENTIALS is not set: GA4 source 'site' reads "
+        "the path of its service-account key file from it (export "
+        "TINY_MISSING_CREDENTIALS=..., or remove the source from the plan)",
+        id="ga4",
+    ),
+    pytest.param(
+        EMAIL_SOURCE,
+        "environment variable TINY_MISSING_KEY is not set: email source 'news' (mailchimp) "
+        "reads its API key from it (export TINY_MISSING_KEY=..., or remove the source from "
+        "the plan)",
+        id="email",
+    ),
+]
+
+
+def _with_source(project, source: str) -> None:
     text = project.plan_path.read_text(encoding="utf-8")
     project.plan_path.write_text(text.replace("sources:\n", "sources:\n" + source, 1))
+
+
+@pytest.mark.parametrize(("source", "expected"), MISSING_CREDENTIALS)
+def test_a_missing_credentials_variable_is_named(project, source, expected):
+    _with_source(project, source)
     done = cli("run", "--plan", str(project.plan_path), "--date", "2026-01-05", cwd=project.root,
                env={"KPI_WAREHOUSE_URL": project.warehouse_url})  # fmt: skip
     assert one_line(done, 2) == f"kpi-pipeline: {expected}"
+
+
+@pytest.mark.parametrize(("source", "expected"), MISSING_CREDENTIALS)
+def test_a_missing_credentials_variable_past_the_commands_check_is_classified_by_type(
+    project, monkeypatch, source, expected
+):
+    """A run that `kpi-pipeline run` did not check first (one launched from the Dagster UI):
+    the source's resource raises MissingCredentialsError, which the command line classifies
+    by its type, also wrapped as Dagster carries a step's error, to the same line and code."""
+    import dagster as dg
+    from dagster._core.errors import DagsterExecutionStepExecutionError
+
+    from kpi_pipeline.cli.errors import USAGE, Outcome, classify
+    from kpi_pipeline.definitions import build_definitions
+    from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
+    from kpi_pipeline.sources.credentials import MissingCredentialsError
+
+    _with_source(project, source)
+    for variable in ("TINY_MISSING_CREDENTIALS", "TINY_MISSING_KEY", "KPI_GA4_ENDPOINT"):
+        monkeypatch.delenv(variable, raising=False)
+    defs = build_definitions(project.plan_path, warehouse_url=project.warehouse_url)
+    with pytest.raises(MissingCredentialsError) as raised:
+        defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
+            partition_key="2026-01-05", instance=dg.DagsterInstance.ephemeral()
+        )
+    assert classify(raised.value) == Outcome(expected, USAGE)
+    try:
+        raise raised.value
+    except MissingCredentialsError as exc:
+        wrapped = DagsterExecutionStepExecutionError(
+            "Error occurred while executing the step",
+            user_exception=exc,
+            original_exc_info=sys.exc_info(),
+            step_key="sources",
+            op_name="sources",
+            op_def_name="sources",
+        )
+    assert classify(RuntimeError("run failed")) != Outcome(expected, USAGE)
+    assert classify(wrapped) == Outcome(expected, USAGE)
 
 
 def test_demo_data_with_start_after_end_writes_nothing(tmp_path):

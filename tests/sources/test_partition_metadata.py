@@ -5,60 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from kpi_pipeline.runs import run_days
-from kpi_pipeline.warehouse.engine import read_frame_once
+from tiny_csv import make_tiny_project
 
-PLAN = """\
-organization: Three Days
-mission: Count rows per day.
-timezone: America/Toronto
-currency: CAD
-history_start: 2026-01-05
-sources:
-  csv_exports:
-    - id: export
-      path: exports/*.csv
-      event_columns: {form_submit: form_submit}
-measures:
-  - {id: submits, event: form_submit}
-objectives:
-  - id: sell
-    title: Sell more
-    priority: 1
-    deadline: 2026-12-31
-    strategies: []
-    kpis:
-      - id: vol
-        label: Form submits
-        kind: volume
-        measure: submits
-        baseline: {value: 1, as_of: 2026-01-01}
-        target: {value: 2, by: 2026-12-31}
-        grains: [week]
-"""
-HEADER = (
-    "date,source,medium,campaign,landing_page,device,sessions,engaged_sessions,key_events,"
-    "form_submit"
-)
+# The tiny plan's export (HEADER of tiny_csv), three days of it.
 # 5 January: 2 traffic rows; 6 January: 1; 7 January: 3 (one quarantined, so 2 kept).
 ROWS = [
-    "2026-01-05,google,organic,,/,mobile,10,5,1,1",
-    "2026-01-05,newsletter,email,jan,/,desktop,4,2,0,0",
-    "2026-01-06,google,organic,,/,mobile,7,3,0,2",
-    "2026-01-07,google,organic,,/,mobile,9,4,1,1",
-    "2026-01-07,google,cpc,brand,/,mobile,3,1,0,0",
-    "2026-01-07,google,organic,,/blog,mobile,abc,1,0,0",
+    "2026-01-05,google,organic,,/,mobile,10,5,1,2,1",
+    "2026-01-05,newsletter,email,jan,/,desktop,4,2,0,0,0",
+    "2026-01-06,google,organic,,/,mobile,7,3,0,3,2",
+    "2026-01-07,google,organic,,/,mobile,9,4,1,1,1",
+    "2026-01-07,google,cpc,brand,/,mobile,3,1,0,0,0",
+    "2026-01-07,google,organic,,/blog,mobile,abc,1,0,0,0",
 ]
 
 
 def test_each_partition_of_a_range_run_carries_its_own_row_count(tmp_path: Path):
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(PLAN, encoding="utf-8")
-    (tmp_path / "exports").mkdir()
-    (tmp_path / "exports" / "2026-01.csv").write_text("\n".join([HEADER, *ROWS]) + "\n")
-    result = run_days(
-        plan, dt.date(2026, 1, 5), dt.date(2026, 1, 7), warehouse_url=f"duckdb:///{tmp_path}/w.db"
-    )
+    project = make_tiny_project(tmp_path, ROWS)
+    result = project.run(dt.date(2026, 1, 5), dt.date(2026, 1, 7))
     assert result.success
     counts: dict[str, dict[str, int]] = {}
     for event in result.get_asset_materialization_events():
@@ -69,11 +32,7 @@ def test_each_partition_of_a_range_run_carries_its_own_row_count(tmp_path: Path)
     # Traffic: one row per date x source/medium/campaign/page/device: 2, 1 and 2 kept.
     assert counts["raw/csv_traffic"] == {"2026-01-05": 2, "2026-01-06": 1, "2026-01-07": 2}
     # Events: whatever the reader keeps per day, each day's count is that day's rows.
-    events = read_frame_once(
-        f"duckdb:///{tmp_path}/w.db",
-        "select date, count(*) as n from raw.csv_events group by date",
-        plan_id="plan",
-    )
+    events = project.read("select date, count(*) as n from raw.csv_events group by date")
     by_day = {str(day)[:10]: int(n) for day, n in zip(events["date"], events["n"], strict=True)}
     assert counts["raw/csv_events"] == {
         day: by_day.get(day, 0) for day in ("2026-01-05", "2026-01-06", "2026-01-07")

@@ -5,6 +5,8 @@ Reading and loading (look-back, one transaction, empty days kept) is
 """
 
 import datetime as dt
+import os
+from collections.abc import Mapping
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +20,7 @@ from kpi_pipeline.loading.email import EmailRead, email_start, load_email_source
 from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.plan.email_config import EmailSource
 from kpi_pipeline.plan.loader import LoadedPlan
+from kpi_pipeline.sources.credentials import MissingCredentialsError, email_credentials
 from kpi_pipeline.sources.email import (
     EMAIL_CAMPAIGNS,
     EMAIL_LIST_GROWTH,
@@ -32,15 +35,19 @@ from kpi_pipeline.sources.email import (
 
 
 class EmailPlatformResource(dg.ConfigurableResource):
-    """One email platform account. `api_key` arrives as a `dg.EnvVar`, never as a value."""
+    """One email platform account. `api_key` arrives as a `dg.EnvVar`, never as a value (None
+    when the plan's variable is not set: reading the source then raises
+    MissingCredentialsError)."""
 
-    api_key: str
+    api_key: str | None = None
     retry_max_attempts: int = 6
     retry_initial_seconds: float = 1.0
     retry_maximum_seconds: float = 60.0
     max_retry_after_seconds: float = 300.0
 
     def client(self, source: EmailSource) -> JsonApiClient:
+        if not self.api_key:
+            raise MissingCredentialsError(email_credentials(source))
         retry = RetryPolicy(
             max_attempts=self.retry_max_attempts,
             initial_seconds=self.retry_initial_seconds,
@@ -62,13 +69,19 @@ def resource_key(source: EmailSource) -> str:
     return f"email_{source.id}"
 
 
-def build_email_resources(loaded: LoadedPlan) -> dict[str, EmailPlatformResource]:
-    """One resource per declared email source, its key read from the variable the plan names."""
+def build_email_resources(
+    loaded: LoadedPlan, environ: Mapping[str, str] | None = None
+) -> dict[str, EmailPlatformResource]:
+    """One resource per declared email source, its key read from the variable the plan names,
+    when it is set (else the step reading the source says which variable to export)."""
+    environ = os.environ if environ is None else environ
     kinds = {"mailchimp": MailchimpResource, "klaviyo": KlaviyoResource}
-    return {
-        resource_key(source): kinds[source.platform](api_key=dg.EnvVar(source.api_key_env_var))
-        for source in loaded.plan.sources.email
-    }
+    resources = {}
+    for source in loaded.plan.sources.email:
+        needed = email_credentials(source)
+        api_key = dg.EnvVar(needed.variable) if needed.is_set(environ) else None
+        resources[resource_key(source)] = kinds[source.platform](api_key=api_key)
+    return resources
 
 
 def build_email_assets(

@@ -5,7 +5,8 @@ The loading itself (look-back, one transaction per day, quota stops, empty answe
 """
 
 import datetime as dt
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 
 import dagster as dg
@@ -20,6 +21,7 @@ from kpi_pipeline.loading.errors import LoadError
 from kpi_pipeline.loading.ga4 import ALL_GA4_TABLES, Ga4SourceLoad, load_ga4_source
 from kpi_pipeline.plan.ga4 import Ga4Source
 from kpi_pipeline.plan.loader import LoadedPlan
+from kpi_pipeline.sources.credentials import MissingCredentialsError, ga4_credentials
 from kpi_pipeline.sources.ga4 import (
     GA4_EVENTS,
     GA4_EXTRACT_LOG,
@@ -40,7 +42,8 @@ ROLLBACK_TAG = "kpi/ga4_rollback_days"
 
 
 class Ga4Resource(dg.ConfigurableResource):
-    """The GA4 Data API client (gRPC). `credentials_file` arrives as a `dg.EnvVar`."""
+    """The GA4 Data API client (gRPC). `credentials_file` arrives as a `dg.EnvVar` (None when
+    the plan's variable is not set: reading the source then raises MissingCredentialsError)."""
 
     credentials_file: str | None = None
     endpoint: str | None = None  # plaintext loopback target of a local fake; None in production
@@ -52,7 +55,9 @@ class Ga4Resource(dg.ConfigurableResource):
     pace_below_hourly_tokens: int = 4_000
     pace_max_pause_seconds: float = 60.0
 
-    def client(self) -> AbstractContextManager[BetaAnalyticsDataClient]:
+    def client(self, source: Ga4Source) -> AbstractContextManager[BetaAnalyticsDataClient]:
+        if not self.credentials_file:
+            raise MissingCredentialsError(ga4_credentials(source))
         return open_client(credentials_file=self.credentials_file, endpoint=self.endpoint)
 
     def retry_policy(self) -> RetryPolicy:
@@ -77,14 +82,20 @@ def ga4_sources(loaded: LoadedPlan) -> list[Ga4Source]:
     return list(loaded.plan.sources.ga4)
 
 
-def build_ga4_resources(loaded: LoadedPlan, endpoint: str | None) -> dict[str, Ga4Resource]:
-    """One client resource per GA4 source; credentials through the env var the plan names."""
-    return {
-        resource_key(source): Ga4Resource(
-            credentials_file=dg.EnvVar(source.credentials_env_var), endpoint=endpoint
+def build_ga4_resources(
+    loaded: LoadedPlan, endpoint: str | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Ga4Resource]:
+    """One client resource per GA4 source; credentials through the env var the plan names,
+    when it is set (else the step reading the source says which variable to export)."""
+    environ = os.environ if environ is None else environ
+    resources = {}
+    for source in ga4_sources(loaded):
+        needed = ga4_credentials(source)
+        credentials = dg.EnvVar(needed.variable) if needed.is_set(environ) else None
+        resources[resource_key(source)] = Ga4Resource(
+            credentials_file=credentials, endpoint=endpoint
         )
-        for source in ga4_sources(loaded)
-    }
+    return resources
 
 
 def build_ga4_assets(
@@ -150,7 +161,7 @@ def build_ga4_assets(
         for source in sources:
             resource: Ga4Resource = getattr(context.resources, resource_key(source))
             try:
-                with resource.client() as client:
+                with resource.client(source) as client:
                     extractor = Ga4Extractor(
                         client,
                         source,

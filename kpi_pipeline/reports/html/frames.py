@@ -12,35 +12,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from kpi_pipeline.metrics.rollup import objective_statuses, rank_tactics
+from kpi_pipeline.metrics.score_columns import REPORT_COLUMNS
 from kpi_pipeline.plan.models import Plan
 from kpi_pipeline.warehouse.engine import Warehouse
 
 # The `kpi_scores` columns the report shows and embeds (whole-site rows, `segment_type`
 # 'all'); the embedded data is compared with the table by the tests.
-SCORE_COLUMNS = (
-    "kpi_id",
-    "grain",
-    "period_start",
-    "period_end",
-    "period_label",
-    "is_partial",
-    "as_of_date",
-    "numerator",
-    "denominator",
-    "value",
-    "expected",
-    "target",
-    "tolerance_band",
-    "status",
-    "ci_low",
-    "ci_high",
-    "forecast_at_deadline",
-    "forecast_low",
-    "forecast_high",
-    "projected_status",
-    "hold_reason",
-    "quality_flags",
-)
+SCORE_COLUMNS = REPORT_COLUMNS
 DATE_COLUMNS = ("period_start", "period_end", "as_of_date")
 
 # Rows of the data-health lists: enough to act on, few enough to read.
