@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kpi_pipeline.metrics.score_tables import KPI_SCORES
 from kpi_pipeline.metrics.snapshots import SCORE_COLUMNS, SCORE_KEYS, canonical_scores
 from kpi_pipeline.warehouse.engine import Warehouse
 from kpi_pipeline.warehouse.snapshots import prepare_snapshots, write_snapshot
@@ -131,24 +132,36 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"duckdb:///{Path(tmp) / 'kpi.duckdb'}"
         wh = Warehouse.from_url(url, "bench")
+        schema = wh.schema_name("marts")
+        if wh.table_exists("marts", "kpi_snapshot_runs"):
+            # Not ours to drop: an earlier bench left it, or someone's plan is named "bench".
+            print(f"{schema} already exists in {wh.engine.url!r}: drop it or use another database")
+            return 2
         try:
             return bench(wh, args)
         finally:
+            # Everything this bench wrote lives in its own schema, created above.
+            with wh.transaction() as conn:
+                conn.exec_driver_sql(f"drop schema if exists {schema} cascade")
             wh.dispose()
 
 
 def bench(wh: Warehouse, args: argparse.Namespace) -> int:
     prepare_snapshots(wh)
+    wh.ensure_table(KPI_SCORES)
     checked = {1, args.runs // 2, args.runs}
     reported, opened, seconds, answers = [], [], [], {}
     started = dt.datetime(2026, 1, 1, 6, tzinfo=dt.UTC)
     for run in range(1, args.runs + 1):
         last_day = args.history_days + run - 1
         scores = scores_of_run(last_day, args.kpis, args.segments, args.revision_days)
+        # The daily run leaves its scores in kpi_scores; the snapshot reads them there.
+        with wh.transaction() as conn:
+            wh.replace_all(conn, KPI_SCORES, scores)
         clock = time.perf_counter()
         with wh.transaction() as conn:
             written = write_snapshot(
-                wh, conn, f"run-{run:04d}", started + dt.timedelta(days=run), "bench", scores
+                wh, conn, f"run-{run:04d}", started + dt.timedelta(days=run), "bench"
             )
         seconds.append(time.perf_counter() - clock)
         reported.append(written.reported)

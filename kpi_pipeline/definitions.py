@@ -64,7 +64,7 @@ def build_definitions(
             *build_email_assets(loaded, partitions, checks),
             *build_session_csv_assets(loaded, partitions, checks),
             *build_sql_model_assets(models, checks),
-            *build_scoring_assets(loaded, checks),
+            *build_scoring_assets(loaded, checks, models),
             *build_alert_assets(loaded),
             # The HTML report: $KPI_REPORT_DIR, else reports/ beside a DuckDB warehouse file.
             *build_report_assets(

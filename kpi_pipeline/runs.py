@@ -25,6 +25,7 @@ from dagster._core.storage.tags import (
 
 from kpi_pipeline.definitions import build_definitions
 from kpi_pipeline.defs.jobs import DAILY_JOB_NAME
+from kpi_pipeline.defs.scoring_assets import PUBLISH_STEP
 
 
 def run_days(
@@ -211,6 +212,7 @@ class RunProgress:
             node.name
             for node in nodes
             if "sql" in {tag.split("/", 2)[-1] for tag in _kinds(job, node.name)}
+            and node.name != PUBLISH_STEP
         ]
 
     @property
@@ -265,6 +267,13 @@ class RunProgress:
             return None
         if any(m.partition for m in done):
             return self._extract_line(step, done)
+        if step == PUBLISH_STEP:
+            tables = ", ".join(
+                f"{m.asset} {m.metadata['dagster/row_count']:,}"
+                for m in done
+                if isinstance(m.metadata.get("dagster/row_count"), int)
+            )
+            return f"publish: {len(done)} marts in one transaction ({tables})"
         if step == "plan_tables":
             return f"plan: {len(done)} plan tables written"
         if any(m.asset == "marts/alert_state" for m in done):

@@ -12,10 +12,14 @@ fetched to report a sample and to flag the source days they belong to.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.util
 import itertools
 import json
 import os
 import re
+import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -88,10 +92,7 @@ def _run_suite(
     else:
         assert frame is not None
         frame = _with_frame_limits(frame, expectations)
-        asset = _pandas_source().add_dataframe_asset(name=_name("frame"))
-        batch = asset.add_batch_definition_whole_dataframe(_name("b")).get_batch(
-            batch_parameters={"dataframe": frame}
-        )
+        batch = _frame_batches().get_batch(batch_parameters={"dataframe": frame})
     gx = _gx()
     groups = [
         (expect, _gx_expectations(gx, expect, hashed=not in_database)) for expect in expectations
@@ -330,10 +331,37 @@ def _name(prefix: str) -> str:
     return f"{prefix}_{next(_names)}"
 
 
+# Modules GX imports at its start only for expectations and renderers these checks never
+# use (the KL-divergence and KS-test expectations: scipy.stats; their charts: altair):
+# about half of GX's import time. They are put in place as placeholders that import the
+# real module the first time one of their attributes is read, so anything that does use
+# them still gets them, and nothing is changed when they were imported already.
+_DEFERRED_BY_GX = ("scipy.stats", "altair")
+
+
+class _ImportedOnFirstUse(types.ModuleType):
+    """Stands in `sys.modules` for a module until an attribute of it is read."""
+
+    def __getattr__(self, attr: str) -> Any:
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        return getattr(importlib.import_module(name), attr)
+
+
+def _defer_imports(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in sys.modules or importlib.util.find_spec(name.split(".")[0]) is None:
+            continue
+        sys.modules[name] = _ImportedOnFirstUse(name)
+
+
 @cache
 def _gx() -> Any:
-    """GX, imported once per process (it takes a second or two), without telemetry."""
+    """GX, imported once per process, without telemetry and without the parts of its
+    import these checks never use (`_DEFERRED_BY_GX`)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    _defer_imports(_DEFERRED_BY_GX)
     import great_expectations as gx
 
     return gx
@@ -352,6 +380,17 @@ def _context() -> Any:
 @cache
 def _pandas_source() -> Any:
     return _context().data_sources.add_pandas(name="frames")
+
+
+@cache
+def _frame_batches() -> Any:
+    """One dataframe asset for every frame checked in this process, each its own batch
+    (`get_batch` with the frame): adding an asset per suite cost GX more than checking it."""
+    return (
+        _pandas_source()
+        .add_dataframe_asset(name="frame")
+        .add_batch_definition_whole_dataframe("whole_frame")
+    )
 
 
 _sql_sources: dict[str, Any] = {}

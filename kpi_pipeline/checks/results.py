@@ -5,6 +5,7 @@ ledger that makes snapshots checkably append-only (`marts.snapshot_ledger`)."""
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,11 @@ SNAPSHOT_LEDGER = TableSpec(
 )
 
 
+# The check tables each warehouse object has made sure of: a run checks in ~30 steps, and
+# each `ensure_table` reads the catalog and takes the DDL lock.
+_ensured: weakref.WeakKeyDictionary[Warehouse, set[str]] = weakref.WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class CheckedDays:
     """The flags an asset's `checks` set on days `first`..`last`: what a run re-decides."""
@@ -95,8 +101,10 @@ def record(
     now: dt.datetime,
 ) -> None:
     """Write the outcomes and re-decide the run's days' flags, in one transaction."""
+    ensured = _ensured.setdefault(wh, set())
     for spec in (CHECK_RESULTS, CHECK_FLAGS):
-        wh.ensure_table(spec)
+        if spec.name not in ensured:  # once per warehouse object (a run's), not per step
+            wh.ensure_table(spec)
     results = pd.DataFrame(
         [
             {
@@ -151,15 +159,16 @@ def record(
                 mine[CHECK_FLAGS.column_names],
                 CheckedDays(asset, asset_checks, first, last),
             )
+    ensured.update((CHECK_RESULTS.name, CHECK_FLAGS.name))
 
 
 def record_snapshot(
-    wh: Warehouse, conn, run_id: str, snapshot: pd.DataFrame, now: dt.datetime
+    wh: Warehouse, conn, run_id: str, row_count: int, value_sum: float, now: dt.datetime
 ) -> None:
-    """The ledger row of a run's snapshot, written with it."""
+    """The ledger row of a run's snapshot (its rows, and their value + numerator summed),
+    written with it."""
     wh.ensure_table(SNAPSHOT_LEDGER, conn)
-    value_sum = float((snapshot["value"].fillna(0) + snapshot["numerator"].fillna(0)).sum())
     frame = pd.DataFrame(
-        [{"run_id": run_id, "row_count": len(snapshot), "value_sum": value_sum, "written_at": now}]
+        [{"run_id": run_id, "row_count": row_count, "value_sum": value_sum, "written_at": now}]
     )
     wh.replace_rows(conn, SNAPSHOT_LEDGER, frame, Match({"run_id": run_id}))

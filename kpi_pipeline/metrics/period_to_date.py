@@ -56,7 +56,10 @@ def previous_span(
 
 
 def period_to_date(
-    scores: pd.DataFrame, daily: pd.DataFrame, fiscal_year_start_month: int = 1
+    scores: pd.DataFrame,
+    daily: pd.DataFrame,
+    fiscal_year_start_month: int = 1,
+    first_day: dt.date | None = None,
 ) -> pd.DataFrame:
     """One row per current partial period (segment included) with the previous span's value.
 
@@ -65,11 +68,13 @@ def period_to_date(
     first loaded day) are not "to date" and are left out, as is a previous span reaching
     before the first loaded day (its value would be short of days). A volume KPI (no
     denominator) compares sums, a rate the ratio of sums.
+    `first_day` is the first loaded day, when `daily` holds only the days from
+    `earliest_needed_day` on.
     """
     if scores.empty or daily.empty:
         return pd.DataFrame(columns=KPI_PERIOD_TO_DATE.column_names)
     daily = daily.assign(date=pd.to_datetime(daily["date"]).dt.date)
-    first_day = min(daily["date"])
+    first_day = first_day or min(daily["date"])
     sums = daily.set_index(["kpi_id", "segment_type", "segment", "date"]).sort_index()
     partial = scores[scores["is_partial"].astype(bool)]
     rows = []
@@ -125,3 +130,19 @@ def _value(span: pd.DataFrame, is_volume: bool) -> float | None:
         return numerator
     denominator = float(span["denominator"].sum())
     return numerator / denominator if denominator > 0 else None
+
+
+def earliest_needed_day(partial: pd.DataFrame, fiscal_year_start_month: int = 1) -> dt.date | None:
+    """The first day `period_to_date` reads for these partial periods (the start of the
+    earliest previous span): the daily rows before it need not be read at all."""
+    starts = [
+        previous_span(
+            pd.Timestamp(row.period_start).date(),
+            pd.Timestamp(row.as_of_date).date(),
+            Grain(row.grain),
+            fiscal_year_start_month,
+        )[0]
+        for row in partial.itertuples(index=False)
+        if pd.Timestamp(row.as_of_date) >= pd.Timestamp(row.period_start)
+    ]
+    return min(starts, default=None)

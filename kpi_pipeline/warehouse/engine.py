@@ -42,6 +42,7 @@ from kpi_pipeline.lib.tables import ColumnType, TableSpec
 from kpi_pipeline.warehouse import timeouts
 from kpi_pipeline.warehouse.errors import WarehouseBusyError, WarehouseError, WarehouseTimeout
 from kpi_pipeline.warehouse.partitions import Everything, Partition
+from kpi_pipeline.warehouse.roles import has_roles, no_roles_message
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///warehouse/kpi.duckdb"
 # Rows per Arrow chunk: large enough that per-chunk overhead vanishes, small enough that a
@@ -225,8 +226,14 @@ class Warehouse:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """Everything done through the yielded connection commits together or not at all."""
+    def transaction(self, joining: Connection | None = None) -> Iterator[Connection]:
+        """Everything done through the yielded connection commits together or not at all.
+
+        With `joining` (a connection already in a transaction) the work joins that one,
+        committing when its owner does: so several writers can publish as one."""
+        if joining is not None:
+            yield joining
+            return
         with self.engine.begin() as conn:
             yield conn
 
@@ -253,7 +260,7 @@ class Warehouse:
             self.migrate()
         from kpi_pipeline.warehouse.migrations import evolve_table
 
-        with self._maybe_transaction(conn) as c:
+        with self.transaction(conn) as c:
             self.serialize_writes(c, f"ddl:{self.schema_name(spec.schema)}.{spec.name}")
             evolve_table(self, c, spec)
 
@@ -467,11 +474,8 @@ class Warehouse:
         Default privileges cover tables the pipeline re-creates later (`kpi_values` is
         rebuilt every run), so the grant survives runs. Returns the statements executed.
         """
-        if not self.is_postgres:
-            raise WarehouseError(
-                f"grant-readonly needs PostgreSQL; a {self.dialect} warehouse has no roles "
-                "(give analysts a copy of the file, opened read-only)"
-            )
+        if not has_roles(self.dialect):
+            raise WarehouseError(no_roles_message(self.dialect))
         validate_identifier(role, "role name")
         schema_names = [validate_identifier(self.schema_name(s), "schema name") for s in schemas]
         self.migrate()
@@ -500,9 +504,17 @@ class Warehouse:
 
     # -- reads --------------------------------------------------------------------------
 
-    def read_frame(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        with self.engine.connect() as conn:
+    def read_frame(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> pd.DataFrame:
+        """Rows of `sql`; through `conn` when given (a transaction sees its own writes)."""
+        if conn is not None:
             return pd.read_sql_query(sa.text(sql), conn, params=dict(params or {}))
+        with self.engine.connect() as own:
+            return pd.read_sql_query(sa.text(sql), own, params=dict(params or {}))
 
     def table_exists(self, schema: str, name: str) -> bool:
         """Whether the declared `schema`.`name` exists (in this plan's schema when scoped)."""
@@ -510,14 +522,6 @@ class Warehouse:
             return self.relation_kind(conn, self.schema_name(schema), name) is not None
 
     # -- helpers ------------------------------------------------------------------------
-
-    @contextmanager
-    def _maybe_transaction(self, conn: Connection | None) -> Iterator[Connection]:
-        if conn is not None:
-            yield conn
-        else:
-            with self.transaction() as own:
-                yield own
 
     def _quote_identifier(self, name: str) -> str:
         return self.engine.dialect.identifier_preparer.quote(name)

@@ -118,9 +118,11 @@ def current_scope(wh: Warehouse, run_id: str) -> BuildScope | None:
         return _stored_scope(wh, conn, run_id)
 
 
-def mark_built(wh: Warehouse, run_id: str) -> None:
-    """The run's scope is built through the scored marts: later runs compare with its copy."""
-    with wh.transaction() as conn:
+def mark_built(wh: Warehouse, run_id: str, conn: Connection | None = None) -> None:
+    """The run's scope is built through the scored marts: later runs compare with its copy.
+
+    Pass the connection publishing the marts: the mark commits with them or not at all."""
+    with wh.transaction(conn) as conn:
         scope = _stored_scope(wh, conn, run_id)
         if scope is None:
             return

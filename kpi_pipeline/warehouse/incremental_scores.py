@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 import pandas as pd
+from sqlalchemy.engine import Connection
 
 from kpi_pipeline.metrics.score_tables import KPI_SCORES, scores_for_plan
 from kpi_pipeline.metrics.scoring import Goal, hold_windows
@@ -28,21 +29,33 @@ _SERIES = ["kpi_id", "grain", "segment_type", "segment"]
 
 
 def rescore_changed(
-    wh: Warehouse, goals: Mapping[str, Goal], plan: Plan
+    wh: Warehouse, goals: Mapping[str, Goal], plan: Plan, joining: Connection | None = None
 ) -> tuple[pd.DataFrame, int]:
-    """Replace the re-scored rows of `kpi_scores`; returns (the new rows, rows deleted)."""
+    """Replace the re-scored rows of `kpi_scores`; returns (the new rows, rows deleted).
+
+    `joining`: the publishing transaction (it reads the `kpi_values` it just rebuilt)."""
+    with wh.transaction(joining) as conn:
+        return _rescore(wh, conn, goals, plan)
+
+
+def _rescore(
+    wh: Warehouse, conn: Connection, goals: Mapping[str, Goal], plan: Plan
+) -> tuple[pd.DataFrame, int]:
     values_relation = wh.relation("marts", "kpi_values")
     scores_relation = wh.relation(KPI_SCORES)
-    latest_new = _latest(wh, values_relation)
-    latest_old = _latest(wh, scores_relation)
+    latest_new = _latest(wh, conn, values_relation)
+    latest_old = _latest(wh, conn, scores_relation)
     affected = wh.read_frame(
         "select affected_grain as grain, min(affected_period_start) as period_start "
-        f"from {wh.relation(incremental.STATE_SCHEMA, incremental.RUN_PERIODS)} group by 1"
+        f"from {wh.relation(incremental.STATE_SCHEMA, incremental.RUN_PERIODS)} group by 1",
+        conn=conn,
     )
     affected_start = {g: pd.Timestamp(d).date() for g, d in affected.itertuples(index=False)}
     window = max(hold_windows(plan).values(), default=0)
     cutoffs: dict[tuple[str, str], dt.date] = {}
-    kpi_grains = wh.read_frame(f"select kpi_id, grain from {wh.relation('plan', 'kpi_grains')}")
+    kpi_grains = wh.read_frame(
+        f"select kpi_id, grain from {wh.relation('plan', 'kpi_grains')}", conn=conn
+    )
     for kpi_id, grain in kpi_grains.itertuples(index=False):
         if grain in affected_start:
             cutoffs[(kpi_id, grain)] = affected_start[grain]
@@ -58,61 +71,63 @@ def rescore_changed(
             f"select grain, min(period_start) as period_start from {values_relation} "
             "where kpi_id = :kpi_id and period_end >= :since group by 1",
             {"kpi_id": kpi_id, "since": since},
+            conn=conn,
         )
         for grain, start in first.itertuples(index=False):
             start = pd.Timestamp(start).date()
             key = (kpi_id, grain)
             cutoffs[key] = min(cutoffs.get(key, start), start)
     if not cutoffs:
-        return wh.read_frame(f"select * from {scores_relation} where false"), 0
+        return wh.read_frame(f"select * from {scores_relation} where false", conn=conn), 0
     cut = pd.DataFrame(
         [(k, g, d) for (k, g), d in cutoffs.items()], columns=["kpi_id", "grain", "cutoff"]
     )
-    with wh.transaction() as conn:
-        wh.serialize_writes(conn, KPI_SCORES)
-        conn.exec_driver_sql("drop table if exists score_cutoffs")
+    wh.serialize_writes(conn, KPI_SCORES)
+    conn.exec_driver_sql("drop table if exists score_cutoffs")
+    conn.exec_driver_sql(
+        "create temporary table score_cutoffs (kpi_id varchar, grain varchar, cutoff date)"
+    )
+    for row in cut.itertuples(index=False):
         conn.exec_driver_sql(
-            "create temporary table score_cutoffs (kpi_id varchar, grain varchar, cutoff date)"
+            "insert into score_cutoffs values (%s, %s, %s)"
+            if wh.is_postgres
+            else "insert into score_cutoffs values (?, ?, ?)",
+            (row.kpi_id, row.grain, row.cutoff),
         )
-        for row in cut.itertuples(index=False):
-            conn.exec_driver_sql(
-                "insert into score_cutoffs values (%s, %s, %s)"
-                if wh.is_postgres
-                else "insert into score_cutoffs values (?, ?, ?)",
-                (row.kpi_id, row.grain, row.cutoff),
-            )
-        join = "inner join score_cutoffs as c on c.kpi_id = t.kpi_id and c.grain = t.grain"
-        recent = pd.read_sql_query(
-            f"select t.* from {values_relation} as t {join} where t.period_start >= c.cutoff",
-            conn,
-        )
-        # The closed, scored periods a forecast after the cutoff still reads.
-        limit = int(plan.scoring.forecast_periods)
-        value_columns = ", ".join(f"s.{c}" for c in recent.columns)
-        seeds = pd.read_sql_query(
-            f"select {value_columns} from (select t.*, row_number() over (partition by "
-            "t.kpi_id, t.grain, t.segment_type, t.segment order by t.period_start desc) as n "
-            f"from {scores_relation} as t {join} where t.period_start < c.cutoff "
-            "and not t.is_partial and t.status <> 'insufficient_data') as s "
-            f"where s.n <= {limit}",
-            conn,
-        )
-        frame = pd.concat([seeds.astype(recent.dtypes.to_dict()), recent], ignore_index=True)
-        scored = scores_for_plan(frame, goals, plan, latest_new)
-        starts = scored[["kpi_id", "grain"]].apply(tuple, axis=1).map(cutoffs)
-        scored = scored[pd.to_datetime(scored["period_start"]) >= pd.to_datetime(starts)]
-        deleted = conn.exec_driver_sql(
-            f"delete from {scores_relation} as t where exists (select 1 from score_cutoffs "
-            "as c where c.kpi_id = t.kpi_id and c.grain = t.grain and t.period_start >= c.cutoff)"
-            if not wh.is_postgres
-            else f"delete from {scores_relation} as t using score_cutoffs as c where "
-            "c.kpi_id = t.kpi_id and c.grain = t.grain and t.period_start >= c.cutoff"
-        ).rowcount
-        wh.bulk_insert(conn, KPI_SCORES, scored.reset_index(drop=True))
-        conn.exec_driver_sql("drop table score_cutoffs")
+    join = "inner join score_cutoffs as c on c.kpi_id = t.kpi_id and c.grain = t.grain"
+    recent = pd.read_sql_query(
+        f"select t.* from {values_relation} as t {join} where t.period_start >= c.cutoff",
+        conn,
+    )
+    # The closed, scored periods a forecast after the cutoff still reads.
+    limit = int(plan.scoring.forecast_periods)
+    value_columns = ", ".join(f"s.{c}" for c in recent.columns)
+    seeds = pd.read_sql_query(
+        f"select {value_columns} from (select t.*, row_number() over (partition by "
+        "t.kpi_id, t.grain, t.segment_type, t.segment order by t.period_start desc) as n "
+        f"from {scores_relation} as t {join} where t.period_start < c.cutoff "
+        "and not t.is_partial and t.status <> 'insufficient_data') as s "
+        f"where s.n <= {limit}",
+        conn,
+    )
+    frame = pd.concat([seeds.astype(recent.dtypes.to_dict()), recent], ignore_index=True)
+    scored = scores_for_plan(frame, goals, plan, latest_new)
+    starts = scored[["kpi_id", "grain"]].apply(tuple, axis=1).map(cutoffs)
+    scored = scored[pd.to_datetime(scored["period_start"]) >= pd.to_datetime(starts)]
+    deleted = conn.exec_driver_sql(
+        f"delete from {scores_relation} as t where exists (select 1 from score_cutoffs "
+        "as c where c.kpi_id = t.kpi_id and c.grain = t.grain and t.period_start >= c.cutoff)"
+        if not wh.is_postgres
+        else f"delete from {scores_relation} as t using score_cutoffs as c where "
+        "c.kpi_id = t.kpi_id and c.grain = t.grain and t.period_start >= c.cutoff"
+    ).rowcount
+    wh.bulk_insert(conn, KPI_SCORES, scored.reset_index(drop=True))
+    conn.exec_driver_sql("drop table score_cutoffs")
     return scored.reset_index(drop=True), int(deleted or 0)
 
 
-def _latest(wh: Warehouse, relation: str) -> dict[str, dt.date]:
-    frame = wh.read_frame(f"select kpi_id, max(as_of_date) as day from {relation} group by 1")
+def _latest(wh: Warehouse, conn: Connection, relation: str) -> dict[str, dt.date]:
+    frame = wh.read_frame(
+        f"select kpi_id, max(as_of_date) as day from {relation} group by 1", conn=conn
+    )
     return {k: pd.Timestamp(d).date() for k, d in frame.itertuples(index=False) if pd.notna(d)}

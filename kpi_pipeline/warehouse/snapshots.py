@@ -20,9 +20,15 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kpi_pipeline.metrics.score_tables import KPI_SCORE_VERSIONS, KPI_SNAPSHOT_RUNS, KPI_SNAPSHOTS
+from kpi_pipeline.metrics.score_tables import (
+    KPI_SCORE_VERSIONS,
+    KPI_SCORES,
+    KPI_SNAPSHOT_RUNS,
+    KPI_SNAPSHOTS,
+)
 from kpi_pipeline.metrics.snapshots import (
     SCORE_COLUMNS,
+    SCORE_KEYS,
     VALID_FROM,
     VALID_TO,
     score_changes,
@@ -40,6 +46,7 @@ class SnapshotWritten:
     reported: int  # score rows the run reports (what the append-only table would have added)
     opened: int  # versions stored: rows new or changed since the previous run
     closed: int  # versions no longer reported from this run on
+    value_sum: float  # sum of the reported rows' value + numerator (the ledger's total)
 
 
 def prepare_snapshots(wh: Warehouse) -> None:
@@ -68,13 +75,14 @@ def write_snapshot(
     run_id: str,
     computed_at: dt.datetime,
     plan_hash: str,
-    scores: pd.DataFrame,
 ) -> SnapshotWritten:
-    """Record that run `run_id` reported `scores`, storing only what changed.
+    """Record that run `run_id` reported what `kpi_scores` holds, storing only what changed.
 
     Run inside `wh.transaction()` after `prepare_snapshots`. A retried step of the same run
     (the latest) replaces its own changes; re-recording an earlier run is refused, since
-    later runs' versions build on it.
+    later runs' versions build on it. Rows identical to their open version are set aside
+    in SQL, so only the changed ones are read: a day's cost follows its changes, not the
+    history.
     """
     wh.serialize_writes(conn, KPI_SCORE_VERSIONS)
     runs, versions = wh.table(KPI_SNAPSHOT_RUNS), wh.table(KPI_SCORE_VERSIONS)
@@ -93,12 +101,7 @@ def write_snapshot(
             )
         run_seq = (int(latest.run_seq) if latest is not None else 0) + 1
 
-    previous = pd.read_sql_query(
-        sa.select(versions.c.version_id, *(versions.c[c] for c in SCORE_COLUMNS)).where(
-            versions.c[VALID_TO].is_(None)
-        ),
-        conn,
-    )
+    previous, scores = _differing_rows(wh, conn)
     changes = score_changes(previous, scores)
     closing = [int(v) for v in changes.closed["version_id"]]
     for start in range(0, len(closing), _CLOSE_CHUNK):
@@ -114,7 +117,13 @@ def write_snapshot(
         **{VALID_FROM: run_seq, VALID_TO: None},
     )
     wh.bulk_insert(conn, KPI_SCORE_VERSIONS, opened)
-    written = SnapshotWritten(run_seq, len(scores), len(changes.opened), len(closing))
+    reported, value_sum = conn.exec_driver_sql(
+        "select count(*), sum(coalesce(value, 0) + coalesce(numerator, 0)) "
+        f"from {wh.relation(KPI_SCORES)}"
+    ).one()
+    written = SnapshotWritten(
+        run_seq, int(reported), len(changes.opened), len(closing), float(value_sum or 0)
+    )
     conn.execute(
         runs.insert().values(
             run_seq=run_seq,
@@ -127,6 +136,29 @@ def write_snapshot(
         )
     )
     return written
+
+
+def _differing_rows(wh: Warehouse, conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(open versions, current scores), each without the rows the other holds identically
+    (EXCEPT compares nulls as equal, as `score_changes` does)."""
+    columns = ", ".join(_quote(wh, c) for c in SCORE_COLUMNS)
+    keys = " and ".join(f"o.{_quote(wh, k)} = g.{_quote(wh, k)}" for k in SCORE_KEYS)
+    open_versions = (
+        f"select version_id, {columns} from {wh.relation(KPI_SCORE_VERSIONS)} "
+        f"where {VALID_TO} is null"
+    )
+    scores = wh.relation(KPI_SCORES)
+    previous = wh.read_frame(
+        f"with open_versions as ({open_versions}), gone as (select {columns} from "
+        f"open_versions except select {columns} from {scores}) "
+        f"select o.* from open_versions as o inner join gone as g on {keys}",
+        conn=conn,
+    )
+    current = wh.read_frame(
+        f"select {columns} from {scores} except select {columns} from ({open_versions}) as o",
+        conn=conn,
+    )
+    return previous, current
 
 
 def view_sql(wh: Warehouse) -> str:

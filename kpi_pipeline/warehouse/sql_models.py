@@ -29,6 +29,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 import sqlglot
+from sqlalchemy.engine import Connection
 
 from kpi_pipeline.warehouse import incremental as incremental_sql
 from kpi_pipeline.warehouse.engine import Warehouse
@@ -195,15 +196,19 @@ def run_model(
     model: SqlModel,
     layer_of: dict[str, str],
     scope: BuildScope | None = None,
+    joining: Connection | None = None,
 ) -> int | None:
     """(Re)build one model in one transaction; returns the row count of a table model.
 
     An incremental model with an incremental `scope` (and an existing table) only replaces
-    the rows of the scope's partitions; otherwise every model is rebuilt whole.
+    the rows of the scope's partitions; otherwise every model is rebuilt whole. `joining`
+    builds it inside that (publishing) transaction: an existing table of the same columns
+    then keeps its relation and has its rows replaced, so readers go on reading the old
+    rows until the publish commits (a drop would make them wait for it).
     """
     schema = warehouse.schema_name(model.schema)
     relation = warehouse.relation(model.schema, model.name)
-    with warehouse.transaction() as conn:
+    with warehouse.transaction(joining) as conn:
         # Two runs rebuilding the same model take turns (PostgreSQL advisory lock); without
         # it the second would drop the relation the first is re-creating.
         warehouse.serialize_writes(conn, f"{schema}.{model.name}")
@@ -217,6 +222,10 @@ def run_model(
         ):
             return _merge_partitions(warehouse, conn, model, layer_of, relation)
         sql = render_model(model, layer_of, warehouse.dialect, warehouse.schema_name)
+        if joining is not None and existing == "table" and model.materialized != "view":
+            replaced = _replace_rows(warehouse, conn, model, relation, sql)
+            if replaced is not None:
+                return replaced
         if existing is not None:
             # CASCADE would silently drop dependants; models are rebuilt in order instead.
             conn.exec_driver_sql(f"drop {existing} {relation}")
@@ -225,6 +234,24 @@ def run_model(
         if kind == "table":
             return int(conn.exec_driver_sql(f"select count(*) from {relation}").scalar_one())
     return None
+
+
+def _replace_rows(
+    warehouse: Warehouse, conn: Connection, model: SqlModel, relation: str, sql: str
+) -> int | None:
+    """Replace every row of the existing table in place; None when its columns changed."""
+    columns = warehouse.column_names(conn, warehouse.schema_name(model.schema), model.name)
+    result = conn.exec_driver_sql(f"select * from (\n{sql}\n) as rebuilt limit 0")
+    new_columns = list(result.keys())
+    result.close()
+    if new_columns != columns:
+        return None
+    quoted = ", ".join(warehouse.engine.dialect.identifier_preparer.quote(c) for c in columns)
+    conn.exec_driver_sql(f"delete from {relation}")
+    conn.exec_driver_sql(
+        f"insert into {relation} ({quoted})\nselect {quoted} from (\n{sql}\n) as rebuilt"
+    )
+    return int(conn.exec_driver_sql(f"select count(*) from {relation}").scalar_one())
 
 
 def _merge_partitions(

@@ -60,10 +60,25 @@ def test_default_output_shows_each_stage_then_a_summary(demo):
         "raw/ga4_extract_log 0)"
     ) in stages
     sql = [line for line in stages if line.startswith("SQL model ")]
-    assert [line.split(":")[0] for line in sql] == [f"SQL model {k} of 22" for k in range(1, 23)]
+    models = len(sql)
+    assert [line.split(":")[0] for line in sql] == [
+        f"SQL model {k} of {models}" for k in range(1, models + 1)
+    ]
+    assert not any(line.split(": ")[1].startswith("marts/") for line in sql)
     scores = int(project.read("select count(*) as n from marts.kpi_scores")["n"].iloc[0])
-    assert f"SQL model 22 of 22: marts/kpi_values, {scores:,} rows" in sql
-    assert f"scoring: marts/kpi_scores, {scores:,} rows" in stages
+    counts = {
+        table: int(project.read(f"select count(*) as n from marts.{table}")["n"].iloc[0])
+        for table in ("unmapped_traffic", "objective_status", "tactic_ranking")
+    }
+    # kpi_values and kpi_scores hold one row per KPI period and segment each.
+    publish = [line for line in stages if line.startswith("publish: ")]
+    assert publish == [
+        "publish: 6 marts in one transaction ("
+        f"marts/unmapped_traffic {counts['unmapped_traffic']:,}, marts/kpi_values {scores:,}, "
+        f"marts/kpi_scores {scores:,}, marts/objective_status {counts['objective_status']:,}, "
+        f"marts/tactic_ranking {counts['tactic_ranking']:,}, marts/kpi_period_to_date 0)"
+    ]
+    assert stages.index(publish[0]) > stages.index(sql[-1])
     alerts = [line for line in stages if line.startswith("alerts: ")]
     assert len(alerts) == 1 and alerts[0].endswith(" sent, 0 failed")
     assert (

@@ -202,7 +202,7 @@ def test_scoring_metadata_names_the_periods_covered(ran):
     _, result = ran
     scores = next(
         m
-        for m in result.asset_materializations_for_node("marts__kpi_scores")
+        for m in result.asset_materializations_for_node("publish_marts")
         if m.asset_key == dg.AssetKey(["marts", "kpi_scores"])
     )
     metadata = {key: value.value for key, value in scores.metadata.items()}
@@ -219,7 +219,11 @@ def test_scoring_metadata_names_the_periods_covered(ran):
 
 def test_unmapped_traffic_lists_what_no_tactic_claims(ran):
     project, result = ran
-    (materialization,) = result.asset_materializations_for_node("marts__unmapped_traffic")
+    (materialization,) = [
+        m
+        for m in result.asset_materializations_for_node("publish_marts")
+        if m.asset_key == dg.AssetKey(["marts", "unmapped_traffic"])
+    ]
     # The asset's metadata shows the list itself, so plan owners see it in the UI.
     preview = materialization.metadata["preview"].value
     assert "| google   | organic  | (not set)  |       1400 |" in preview

@@ -195,8 +195,14 @@ def _write(wh: Warehouse, run: int, scores: pd.DataFrame):
     """Run `run` (id `run-NN`) snapshots `scores`, with its ledger row, as the asset does."""
     computed_at = dt.datetime(2026, 4, 1, tzinfo=dt.UTC) + dt.timedelta(days=run)
     with wh.transaction() as conn:
-        written = write_snapshot(wh, conn, f"run-{run:02d}", computed_at, PLAN_HASH, scores)
-        record_snapshot(wh, conn, f"run-{run:02d}", scores, computed_at)
+        # What the publishing step leaves in kpi_scores, which the snapshot reads.
+        wh.ensure_table(KPI_SCORES, conn)
+        wh.replace_all(conn, KPI_SCORES, scores)
+        written = write_snapshot(wh, conn, f"run-{run:02d}", computed_at, PLAN_HASH)
+        record_snapshot(
+            wh, conn, f"run-{run:02d}", written.reported, written.value_sum, computed_at
+        )
+    assert written.reported == len(scores)
     return written
 
 

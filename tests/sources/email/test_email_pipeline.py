@@ -225,7 +225,7 @@ def served(fake_api, monkeypatch):
 
 def test_email_kpis_sit_next_to_site_kpis_of_the_same_tactic(tmp_path, served):
     result, url = _run(tmp_path, served)
-    for step in ("email_platforms", "csv_exports", "marts__kpi_values"):
+    for step in ("email_platforms", "csv_exports", "publish_marts"):
         _step_ok(result, step)
     values = _read(url, "select * from marts.kpi_values where segment_type = 'tactic'")
 
@@ -311,7 +311,7 @@ def test_raw_rows_record_the_machine_open_exclusion_and_list_growth(tmp_path, se
 
 def test_machine_opens_can_be_kept(tmp_path, served):
     result, url = _run(tmp_path, served, exclude=False)
-    _step_ok(result, "marts__kpi_values")
+    _step_ok(result, "publish_marts")
     values = _read(url, "select * from marts.kpi_values where segment_type = 'tactic'")
     opens = _week(values, "open_rate", "email_news")
     assert (opens.numerator, opens.denominator) == (850.0, 1640.0)  # 500 + 300 + 50
