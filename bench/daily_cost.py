@@ -146,10 +146,19 @@ def main() -> int:
     parser.add_argument(
         "--postgres-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the projects in this (new) folder and keep them, with their PostgreSQL "
+        "databases, to profile the warehouses afterwards",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)
     results: dict[tuple[str, int], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="daily_cost_") as tmp:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            tmp = str(args.keep)
         for days in args.days:
             root = Path(tmp) / f"history_{days}"
             plan = make_project(root, days, args.last_day, args.rows_per_day)
@@ -174,7 +183,7 @@ def main() -> int:
                         for _ in range(args.repeat)
                     ]
                 finally:
-                    if engine != "duckdb":
+                    if engine != "duckdb" and args.keep is None:
                         postgres_database(args.postgres_admin_url, f"bench_daily_{days}", False)
                 results[(engine, days)] = {
                     "history": history,
@@ -186,7 +195,8 @@ def main() -> int:
                     f"{[round(t, 1) for t in one_day]}",
                     flush=True,
                 )
-            shutil.rmtree(root / "data")
+            if args.keep is None:
+                shutil.rmtree(root / "data")
     print(f"load average after: {os.getloadavg()}")
     base = min(args.days)
     for engine in args.engines:

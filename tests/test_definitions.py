@@ -23,6 +23,7 @@ EXPECTED_ASSET_KEYS = {
     "intermediate/int_measures_unioned",
     "intermediate/int_session_csv__measures",
     "intermediate/int_measures_aggregated_daily",
+    "intermediate/int_traffic_sources_daily",
     "intermediate/int_traffic_sources_mapped_to_tactics",
     "marts/kpi_scores",
     "marts/kpi_snapshots",

@@ -3,9 +3,10 @@
 -- description: Each UTM combination attributed to the first plan tactic whose rules match it.
 with
 
-measures as (
+-- One row per day and combination (not every measure row of history): a small scan.
+traffic_sources_daily as (
 
-    select * from {{ ref('int_measures_unioned') }}
+    select * from {{ ref('int_traffic_sources_daily') }}
 
 ),
 
@@ -17,7 +18,7 @@ rules as (
 
 utm_combinations as (
 
-    select distinct source, medium, campaign from measures
+    select distinct source, medium, campaign from traffic_sources_daily
 
 ),
 

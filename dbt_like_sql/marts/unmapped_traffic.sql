@@ -4,9 +4,11 @@
 -- preview_order_by: sessions desc nulls last, emails_sent desc nulls last, source, medium, campaign
 with
 
-measures as (
+-- Each combination's daily sums (a NULL sum: no row of that measure that day), so this
+-- reads one row per day and combination, not every measure row of history.
+traffic_sources_daily as (
 
-    select * from {{ ref('int_measures_unioned') }}
+    select * from {{ ref('int_traffic_sources_daily') }}
 
 ),
 
@@ -18,34 +20,29 @@ tactics as (
 
 unattributed as (
 
-    select
-        measures.source,
-        measures.medium,
-        measures.campaign,
-        measures.date,
-        measures.measure_id,
-        measures.value
+    select traffic_sources_daily.*
 
-    from measures
+    from traffic_sources_daily
     inner join tactics
-        on measures.source = tactics.source
-        and measures.medium = tactics.medium
-        and measures.campaign = tactics.campaign
+        on traffic_sources_daily.source = tactics.source
+        and traffic_sources_daily.medium = tactics.medium
+        and traffic_sources_daily.campaign = tactics.campaign
     where tactics.tactic_id = 'unattributed'
 
 ),
 
+-- Sums of daily sums: NULL only when no day had that measure, as a sum over the rows is.
 final as (
 
     select
         source,
         medium,
         campaign,
-        sum(case when measure_id = 'sessions' then value end) as sessions,
-        sum(case when measure_id = 'key_events' then value end) as key_events,
-        sum(case when measure_id = 'emails_sent' then value end) as emails_sent,
-        sum(case when measure_id = 'emails_delivered' then value end) as emails_delivered,
-        sum(case when measure_id = 'email_unique_clicks' then value end) as email_unique_clicks,
+        sum(sessions) as sessions,
+        sum(key_events) as key_events,
+        sum(emails_sent) as emails_sent,
+        sum(emails_delivered) as emails_delivered,
+        sum(email_unique_clicks) as email_unique_clicks,
         min(date) as first_seen,
         max(date) as last_seen
 

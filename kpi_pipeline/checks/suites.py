@@ -51,23 +51,61 @@ class RunWindow:
     today: dt.date
 
 
-def model_suites(models: list[SqlModel]) -> list[Suite]:
-    """`-- keys:` unique and not null, for every SQL model."""
+# Which rows of a model a run checks (`model_suites`):
+# - "all": every row (a full build);
+# - "window": a model keyed by date, the run's own days, as the raw tables' checks do (a
+#   staging view, checked before the run's incremental scope exists);
+# - "incremental": a model keyed by date, or by grain and period, only the days / periods
+#   the run recomputed (the other rows are those an earlier run built and checked).
+ModelScope = str
+_SCOPE_DAYS = "intermediate.incremental_run_days"
+_SCOPE_PERIODS = "intermediate.incremental_run_periods"
+
+
+def model_suites(
+    models: list[SqlModel], scope: ModelScope = "all", window: RunWindow | None = None
+) -> list[Suite]:
+    """`-- keys:` unique and not null, for every SQL model, over the rows `scope` says."""
     suites = []
     for model in models:
         keys = model.keys
         columns = ", ".join(keys)
+        where, params = _model_rows(keys, scope, window)
         suites.append(
             Suite(
                 (model.layer, model.name),
-                f"select {columns} from {model.layer}.{model.name}",
+                f"select {columns} from {model.layer}.{model.name}{where}",
                 (
                     Expect("keys_unique", "unique", keys, f"one row per {columns}"),
                     Expect("keys_not_null", "not_null", keys, f"{columns} never null"),
                 ),
+                params=params,
             )
         )
     return suites
+
+
+def _model_rows(
+    keys: tuple[str, ...], scope: ModelScope, window: RunWindow | None
+) -> tuple[str, dict]:
+    """The WHERE clause (and its parameters) keeping the rows a key check must read: with
+    `date` (or `grain` and `period_start`) among the keys, duplicates can only sit within
+    one day (period), so the days (periods) not rebuilt cannot hold new ones."""
+    if scope == "incremental" and "date" in keys:
+        return f" where date in (select date from {_SCOPE_DAYS})", {}
+    if scope == "incremental" and {"grain", "period_start"} <= set(keys):
+        return (
+            f" where exists (select 1 from {_SCOPE_PERIODS} as p where p.affected_grain = grain"
+            " and p.affected_period_start = period_start)",
+            {},
+        )
+    if scope == "window" and window is not None and "date" in keys:
+        # Rows dated outside the plan's history too: no run's window would ever hold them.
+        return (
+            " where (date between :first and :last) or date < :history_start or date > :today",
+            _window_params(window),
+        )
+    return "", {}
 
 
 def raw_suites(specs: list[TableSpec], window: RunWindow) -> list[Suite]:
@@ -118,17 +156,20 @@ _VOLUME = {
 
 
 def _daily_volume(kind: str) -> str:
-    """Each source day's volume: every day the source covered, 0 when it held no row (a
-    100 % drop is the anomaly most worth catching)."""
+    """Each source day's volume from `:since` (the trailing window before the run's first
+    day) to `:last`: every day the source covered, 0 when it held no row (a 100 % drop is
+    the anomaly most worth catching). Older days cannot move a run day's band."""
     table, measure = _VOLUME[kind]
+    days = "date between :since and :last"
     return (
         "select days.source_id, days.date, coalesce(volumes.volume, 0) as volume from ("
-        "select source_id, date from raw.source_days "
-        f"union select distinct source_id, date from {table}) as days "
+        f"select source_id, date from raw.source_days where {days} "
+        f"union select distinct source_id, date from {table} where {days}) as days "
         "inner join plan.sources as sources on sources.source_id = days.source_id "
         "and sources.source_kind = :kind "
-        f"left join (select source_id, date, {measure} as volume from {table} group by 1, 2) "
-        "as volumes on volumes.source_id = days.source_id and volumes.date = days.date"
+        f"left join (select source_id, date, {measure} as volume from {table} where {days} "
+        "group by 1, 2) as volumes on volumes.source_id = days.source_id "
+        "and volumes.date = days.date"
     )
 
 
@@ -146,12 +187,12 @@ def derived_suites(plan: Plan, window: RunWindow) -> list[Suite]:
             Suite(
                 asset,
                 # Last day each declared source of this kind covered (read whole or had rows).
-                "select sources.source_id, coalesce(max(days.date), cast(:never as date)) "
-                "as last_day from plan.sources as sources left join ("
-                "select source_id, date from raw.source_days union all "
-                f"select source_id, date from {table}) as days "
-                "on days.source_id = sources.source_id "
-                "where sources.source_kind = :kind group by 1",
+                # (One indexed max per source and table: no scan of the raw history.)
+                "select sources.source_id, greatest(coalesce((select max(d.date) from "
+                "raw.source_days as d where d.source_id = sources.source_id), "
+                "cast(:never as date)), coalesce((select max(t.date) from "
+                f"{table} as t where t.source_id = sources.source_id), cast(:never as date))) "
+                "as last_day from plan.sources as sources where sources.source_kind = :kind",
                 (
                     Expect(
                         "freshness",
@@ -181,7 +222,11 @@ def derived_suites(plan: Plan, window: RunWindow) -> list[Suite]:
                         ),
                     ),
                     ("source_id", "date"),
-                    params={"kind": kind},
+                    params={
+                        "kind": kind,
+                        "since": window.first - dt.timedelta(days=quality.volume_window_days),
+                        "last": window.last,
+                    },
                     derive=partial(
                         volume_bands,
                         first=window.first,
@@ -229,11 +274,18 @@ def derived_suites(plan: Plan, window: RunWindow) -> list[Suite]:
     return suites
 
 
-def mart_suites() -> list[Suite]:
-    """Rates in [0, 1], numerator <= denominator for rates, complete periods, append-only."""
+def mart_suites(scope: ModelScope = "all") -> list[Suite]:
+    """Rates in [0, 1], numerator <= denominator for rates, complete periods, append-only.
+    An incremental run checks the periods it recomputed (`scope`)."""
+    recomputed = (
+        f" and exists (select 1 from {_SCOPE_PERIODS} as p where p.affected_grain = "
+        "{t}.grain and p.affected_period_start = {t}.period_start)"
+        if scope == "incremental"
+        else ""
+    )
     rates = (
         "select kv.* from marts.kpi_values as kv inner join plan.kpis as kpis "
-        "on kpis.kpi_id = kv.kpi_id where kpis.is_rate"
+        "on kpis.kpi_id = kv.kpi_id where kpis.is_rate" + recomputed.format(t="kv")
     )
     return [
         Suite(
@@ -265,7 +317,7 @@ def mart_suites() -> list[Suite]:
             "segments.segment_type from marts.kpi_values as periods "
             "inner join plan.kpi_segments as segments on segments.kpi_id = periods.kpi_id "
             "where not periods.is_partial and periods.segment_type = 'all' "
-            "and periods.days_with_data > 0) as expected "
+            "and periods.days_with_data > 0" + recomputed.format(t="periods") + ") as expected "
             "left join marts.kpi_values as found on found.kpi_id = expected.kpi_id "
             "and found.grain = expected.grain and found.period_start = expected.period_start "
             "and found.segment_type = expected.segment_type group by 1, 2, 3, 4",

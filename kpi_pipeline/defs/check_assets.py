@@ -19,6 +19,7 @@ from dagster._core.storage.tags import (
 from kpi_pipeline.checks.gx_runner import Outcome, run_suites
 from kpi_pipeline.checks.results import CHECK_FLAGS, record
 from kpi_pipeline.checks.suites import (
+    ModelScope,
     RunWindow,
     Suite,
     derived_suites,
@@ -35,6 +36,7 @@ from kpi_pipeline.loading.ga4 import ALL_GA4_TABLES
 from kpi_pipeline.metrics.periods import last_closed_day
 from kpi_pipeline.plan.loader import LoadedPlan
 from kpi_pipeline.warehouse.engine import Warehouse
+from kpi_pipeline.warehouse.incremental import FULL_REFRESH_TAG, current_scope
 from kpi_pipeline.warehouse.sql_models import SqlModel
 
 # Raw tables the sources' assets write (and so carry checks); the coverage and check-flag
@@ -72,13 +74,13 @@ class AssetChecks:
                     ),
                 )
 
-    def _suites(self, window: RunWindow) -> list[Suite]:
+    def _suites(self, window: RunWindow, scope: ModelScope = "all") -> list[Suite]:
         plan = self.loaded.plan
         return [
             *raw_suites(list(RAW_ASSET_TABLES), window),
             *derived_suites(plan, window),
-            *model_suites(self.models),
-            *mart_suites(),
+            *model_suites(self.models, scope, window),
+            *mart_suites(scope),
         ]
 
     @property
@@ -103,7 +105,8 @@ class AssetChecks:
         first, last = _run_days(context, self.loaded)
         today = dt.datetime.now(plan.zone).date()
         window = RunWindow(first, last, plan.history_start, today)
-        suites = [suite for suite in self._suites(window) if suite.asset in wanted]
+        scope = _model_scope(context, wh)
+        suites = [suite for suite in self._suites(window, scope) if suite.asset in wanted]
         symbols = {
             "history_start": plan.history_start.isoformat(),
             "today": today.isoformat(),
@@ -161,6 +164,18 @@ def _results(
                 passed=True,
                 metadata={"observed": "nothing to check"},
             )
+
+
+def _model_scope(context: dg.AssetExecutionContext, wh: Warehouse) -> ModelScope:
+    """Which rows of the SQL models this run's checks read (see `model_suites`): all on a
+    full build, the recomputed days / periods on an incremental one, the run's own days
+    before the run decided which (its staging views, checked ahead of that)."""
+    if context.run.tags.get(FULL_REFRESH_TAG) == "1":
+        return "all"
+    scope = current_scope(wh, context.run_id)
+    if scope is None:
+        return "window"
+    return "all" if scope.full else "incremental"
 
 
 def _run_days(

@@ -264,3 +264,7 @@ def _replace(
     relation = wh.relation(STATE_SCHEMA, name)
     conn.exec_driver_sql(f"drop table if exists {relation}")
     conn.execute(sa.text(f"create table {relation} as {select}"), params or {})
+    if wh.is_postgres:
+        # Statistics now: the planner would otherwise guess thousands of changed days and
+        # scan all of history where the models filter on these tables.
+        conn.exec_driver_sql(f"analyze {relation}")

@@ -176,8 +176,10 @@ class Project:
         path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
         return path
 
-    def run(self, first: dt.date, last: dt.date) -> dg.ExecuteInProcessResult:
-        return run_days(self.plan_path, first, last, warehouse_url=self.url)
+    def run(
+        self, first: dt.date, last: dt.date, tags: dict[str, str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        return run_days(self.plan_path, first, last, warehouse_url=self.url, tags=tags)
 
     def definitions(self) -> dg.Definitions:
         return build_definitions(self.plan_path, warehouse_url=self.url)

@@ -46,6 +46,7 @@ from kpi_pipeline.plan.quality import QualityConfig
 from kpi_pipeline.runs import CheckSummary, check_summary, step_failures
 from kpi_pipeline.sources.csv_export import CSV_TRAFFIC
 from kpi_pipeline.sources.ga4.reports import GA4_EVENTS
+from kpi_pipeline.warehouse.incremental import FULL_REFRESH_TAG
 from kpi_pipeline.warehouse.sql_models import SqlModel
 
 ALL_DAYS = days(HISTORY_START, YESTERDAY)
@@ -185,11 +186,26 @@ def test_duplicate_raw_rows_fail_keys_unique_and_block_everything_downstream(pro
 def test_duplicate_outside_the_runs_days_is_caught_by_the_staging_model(project):
     first = project.run(HISTORY_START, YESTERDAY)
     assert first.success, step_failures(first)
-    # A second copy of the first day's google row: the next run (yesterday only) neither
-    # replaces nor re-checks that day in raw, but the staging model reads every row.
+    values = project.read("select * from marts.kpi_values")
+    # A second copy of the first day's google row, written by hand (no loader recorded it).
     _insert_traffic(project, HISTORY_START)
 
-    result = project.run(YESTERDAY, YESTERDAY)
+    # The next run (yesterday only) recomputes yesterday's periods: it neither reads nor
+    # re-checks that day, and what it publishes does not count the copy.
+    daily = project.run(YESTERDAY, YESTERDAY)
+    assert daily.success, step_failures(daily)
+    assert evaluations(daily)[("staging/stg_csv__traffic", "keys_unique")].passed
+    pd.testing.assert_frame_equal(
+        project.read("select * from marts.kpi_values").sort_values(
+            ["kpi_id", "grain", "period_start", "segment_type", "segment"], ignore_index=True
+        ),
+        values.sort_values(
+            ["kpi_id", "grain", "period_start", "segment_type", "segment"], ignore_index=True
+        ),
+    )
+
+    # A full rebuild reads every row: the staging model's key check stops it there.
+    result = project.run(YESTERDAY, YESTERDAY, tags={FULL_REFRESH_TAG: "1"})
 
     assert not result.success
     assert evaluations(result)[("raw/csv_traffic", "keys_unique")].passed
@@ -213,9 +229,9 @@ def test_duplicate_outside_the_runs_days_is_caught_by_the_staging_model(project)
         "marts/kpi_snapshots",
     } <= blocked
     assert all_assets(defs) - materialized(result) == blocked
-    # Scoring waited: the only snapshot is the clean run's.
+    # Scoring waited: the only snapshots are the clean runs'.
     snapshots = project.read("select distinct run_id from marts.kpi_snapshots")
-    assert snapshots["run_id"].tolist() == [first.run_id]
+    assert set(snapshots["run_id"]) == {first.run_id, daily.run_id}
 
     sample = sample_of(
         project.check_results(result.run_id), "staging/stg_csv__traffic", "keys_unique"

@@ -289,7 +289,12 @@ def test_derived_suites_per_source_kind(tmp_path):
     assert csv_fresh.flag_columns is None  # staleness names no day
 
     assert volume.query == suites_module._daily_volume("csv_exports")
-    assert volume.params == {"kind": "csv_exports"}
+    # The 28 days before the run's first (5 January) are all a run day's band reads.
+    assert volume.params == {
+        "kind": "csv_exports",
+        "since": dt.date(2025, 12, 8),
+        "last": dt.date(2026, 1, 7),
+    }
     assert volume.flag_columns == ("source_id", "date")
     assert volume.derive.func is volume_bands
     assert volume.derive.keywords == {
@@ -480,3 +485,33 @@ def test_inline_writes_parameters_as_literals():
 def test_inline_refuses_what_would_need_escaping(value):
     with pytest.raises(ValueError, match="cannot inline parameter p="):
         _inline("select :p", {"p": value})
+
+
+def test_model_key_checks_read_only_the_rows_a_run_can_have_changed():
+    """A model keyed by day (or by grain and period) is re-checked on the days (periods) the
+    run recomputed, or on its own days before the run's scope exists; other models whole."""
+    models = {m.name: m for m in MODELS}
+    chosen = [
+        models["int_kpi_measures_daily"],
+        models["kpi_values"],
+        models["int_traffic_sources_mapped_to_tactics"],
+    ]
+    window = RunWindow(
+        dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2025, 6, 1), dt.date(2026, 1, 7)
+    )
+    daily, values, mapping = model_suites(chosen, "incremental", window)
+    assert daily.query.endswith(
+        " where date in (select date from intermediate.incremental_run_days)"
+    )
+    assert values.query.endswith(
+        " where exists (select 1 from intermediate.incremental_run_periods as p where "
+        "p.affected_grain = grain and p.affected_period_start = period_start)"
+    )
+    assert " where " not in mapping.query
+    daily, values, mapping = model_suites(chosen, "window", window)
+    assert daily.query.endswith(
+        " where (date between :first and :last) or date < :history_start or date > :today"
+    )
+    assert daily.params["first"] == dt.date(2026, 1, 5)
+    assert " where " not in values.query and " where " not in mapping.query
+    assert all(" where " not in s.query for s in model_suites(chosen, "all", window))
