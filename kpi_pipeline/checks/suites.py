@@ -74,7 +74,7 @@ def model_suites(
         suites.append(
             Suite(
                 (model.layer, model.name),
-                f"select {columns} from {model.layer}.{model.name}{where}",
+                _run_rows(f"select {columns} from {model.layer}.{model.name}{where}"),
                 (
                     Expect("keys_unique", "unique", keys, f"one row per {columns}"),
                     Expect("keys_not_null", "not_null", keys, f"{columns} never null"),
@@ -83,6 +83,20 @@ def model_suites(
             )
         )
     return suites
+
+
+def _run_rows(select: str) -> str:
+    """`select`, its rows taken first: GX wraps a suite's query in its own filters and a
+    LIMIT, for which PostgreSQL would rather scan the whole table than use the index the
+    WHERE was written for (a materialized CTE is planned on its own; 240 ms -> 4 ms a check
+    on 2 M rows)."""
+    if " where " not in select:
+        return select
+    # (GX wants a query asset to start with SELECT.)
+    return (
+        f"select * from (with run_rows as materialized ({select}) select * from run_rows) "
+        "as run_rows"
+    )
 
 
 def _model_rows(
@@ -123,15 +137,27 @@ def raw_suites(specs: list[TableSpec], window: RunWindow) -> list[Suite]:
             if keys
             else ()
         )
-        where = (
-            " where (date between :first and :last) or date < :history_start or date > :today"
-            if dated
-            else ""
-        )
+        where = ""
+        if dated and "source_id" in spec.column_names:
+            # Each arm on (source_id, date), the raw tables' index: PostgreSQL reads the run's
+            # days and any out-of-history rows from it instead of scanning all history.
+            sources = "source_id = any(array((select source_id from plan.sources)))"
+            where = " where " + " or ".join(
+                f"({sources} and {days})"
+                for days in (
+                    "date between :first and :last",
+                    "date < :history_start",
+                    "date > :today",
+                )
+            )
+        elif dated:
+            where = (
+                " where (date between :first and :last) or date < :history_start or date > :today"
+            )
         suites.append(
             Suite(
                 (spec.schema, spec.name),
-                f"select * from {spec.schema}.{spec.name}{where}",
+                _run_rows(f"select * from {spec.schema}.{spec.name}{where}"),
                 (*declared, *spec.checks),
                 ("source_id", "date") if dated and "source_id" in spec.column_names else None,
                 _window_params(window) if dated else {},

@@ -41,6 +41,7 @@ from kpi_pipeline.checks import gx_runner
 from kpi_pipeline.checks.gx_runner import run_suites
 from kpi_pipeline.checks.suites import RunWindow, Suite, mart_suites, model_suites, raw_suites
 from kpi_pipeline.lib.checks import Expect
+from kpi_pipeline.metrics.plan_tables import PLAN_SOURCES
 from kpi_pipeline.plan.loader import load_plan
 from kpi_pipeline.plan.quality import QualityConfig
 from kpi_pipeline.runs import CheckSummary, check_summary, step_failures
@@ -78,6 +79,12 @@ def project(tmp_path: Path, warehouse_url: str) -> Project:
 
 def _day(value: object) -> dt.date:
     return pd.Timestamp(value).date()
+
+
+def _declare_source(wh, source_id: str, kind: str) -> None:
+    """`plan.sources` as a run writes it before any source (raw checks read by source)."""
+    row = pd.DataFrame([(source_id, kind, True)], columns=PLAN_SOURCES.column_names)
+    wh.rewrite_table(PLAN_SOURCES, row)
 
 
 def _insert_traffic(
@@ -354,6 +361,7 @@ def test_engaged_above_sessions_written_into_csv_traffic_fails_engaged_le_sessio
     project = Project(tmp_path, warehouse_url, plan_id="chkcsv")
     with project.warehouse() as wh:
         wh.ensure_table(CSV_TRAFFIC)
+        _declare_source(wh, "export", "csv_exports")
     _insert_traffic(project, YESTERDAY)
     _insert_traffic(project, YESTERDAY, sessions=50, engaged=60, source="newsletter")
     window = RunWindow(YESTERDAY, YESTERDAY, HISTORY_START, TODAY)
@@ -384,6 +392,7 @@ def test_each_raw_check_reports_its_own_failure(tmp_path, warehouse_url):
     early = history_start - dt.timedelta(days=3)
     with project.warehouse() as wh:
         wh.ensure_table(GA4_EVENTS)
+        _declare_source(wh, "site", "ga4")
     for when in (day, early):
         project.execute(
             "insert into raw.ga4_events (source_id, date, event_name, source, medium, campaign, "

@@ -215,9 +215,13 @@ def test_raw_suites_check_the_run_days_and_rows_dated_outside_the_history():
     traffic, users = raw_suites([GA4_TRAFFIC, GA4_PERIOD_USERS], WINDOW)
 
     assert traffic.asset == ("raw", "ga4_traffic")
+    # Each arm on (source_id, date): PostgreSQL reads it from the raw table's index.
+    sources = "source_id = any(array((select source_id from plan.sources)))"
     assert traffic.query == (
-        "select * from raw.ga4_traffic where (date between :first and :last) "
-        "or date < :history_start or date > :today"
+        "select * from (with run_rows as materialized ("
+        f"select * from raw.ga4_traffic where ({sources} and date between :first and :last) "
+        f"or ({sources} and date < :history_start) or ({sources} and date > :today)"
+        ") select * from run_rows) as run_rows"
     )
     assert traffic.params == {
         "first": dt.date(2026, 1, 5),
@@ -501,16 +505,19 @@ def test_model_key_checks_read_only_the_rows_a_run_can_have_changed():
     )
     daily, values, mapping = model_suites(chosen, "incremental", window)
     assert daily.query.endswith(
-        " where date in (select date from intermediate.incremental_run_days)"
+        " where date in (select date from intermediate.incremental_run_days)) "
+        "select * from run_rows) as run_rows"
     )
     assert values.query.endswith(
         " where exists (select 1 from intermediate.incremental_run_periods as p where "
-        "p.affected_grain = grain and p.affected_period_start = period_start)"
+        "p.affected_grain = grain and p.affected_period_start = period_start)) "
+        "select * from run_rows) as run_rows"
     )
     assert " where " not in mapping.query
     daily, values, mapping = model_suites(chosen, "window", window)
     assert daily.query.endswith(
-        " where (date between :first and :last) or date < :history_start or date > :today"
+        " where (date between :first and :last) or date < :history_start or date > :today) "
+        "select * from run_rows) as run_rows"
     )
     assert daily.params["first"] == dt.date(2026, 1, 5)
     assert " where " not in values.query and " where " not in mapping.query
