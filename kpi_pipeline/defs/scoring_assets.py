@@ -18,6 +18,7 @@ from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key, table_key
 from kpi_pipeline.defs.resources import WarehouseResource
 from kpi_pipeline.defs.sql_assets import MARTS_LAYER, build_scope, model_deps, model_metadata
+from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.metrics.period_to_date import (
     KPI_PERIOD_TO_DATE,
     earliest_needed_day,
@@ -87,39 +88,27 @@ def build_scoring_assets(
         )
         for m in mart_models
     ]
+    scores_key = table_key(KPI_SCORES)
     scored_specs = [
-        dg.AssetSpec(
-            table_key(KPI_SCORES),
-            deps=[KPI_VALUES_KEY, table_key(PLAN_KPIS)],
-            group_name="scoring",
-            kinds={"python", "pandas"},
-            description="Each KPI value scored against the straight path from baseline to target.",
-            metadata={"grain": KPI_SCORES.grain},
+        _scored_spec(
+            KPI_SCORES,
+            [KPI_VALUES_KEY, table_key(PLAN_KPIS)],
+            "Each KPI value scored against the straight path from baseline to target.",
         ),
-        dg.AssetSpec(
-            table_key(OBJECTIVE_STATUS),
-            deps=[table_key(KPI_SCORES)],
-            group_name="scoring",
-            kinds={"python", "pandas"},
-            description="Each objective's status from its KPIs' latest closed periods (weighted).",
-            metadata={"grain": OBJECTIVE_STATUS.grain},
+        _scored_spec(
+            OBJECTIVE_STATUS,
+            [scores_key],
+            "Each objective's status from its KPIs' latest closed periods (weighted).",
         ),
-        dg.AssetSpec(
-            table_key(TACTIC_RANKING),
-            deps=[table_key(KPI_SCORES)],
-            group_name="scoring",
-            kinds={"python", "pandas"},
-            description="Tactics ranked by how far behind the path they hold each KPI, "
-            "worst first.",
-            metadata={"grain": TACTIC_RANKING.grain},
+        _scored_spec(
+            TACTIC_RANKING,
+            [scores_key],
+            "Tactics ranked by how far behind the path they hold each KPI, worst first.",
         ),
-        dg.AssetSpec(
-            table_key(KPI_PERIOD_TO_DATE),
-            deps=[table_key(KPI_SCORES), KPI_MEASURES_DAILY_KEY],
-            group_name="scoring",
-            kinds={"python", "pandas"},
-            description="Each partial period so far against the same days of the previous period.",
-            metadata={"grain": KPI_PERIOD_TO_DATE.grain},
+        _scored_spec(
+            KPI_PERIOD_TO_DATE,
+            [scores_key, KPI_MEASURES_DAILY_KEY],
+            "Each partial period so far against the same days of the previous period.",
         ),
     ]
     published = [spec.key for spec in (*model_specs, *scored_specs)]
@@ -238,6 +227,18 @@ def build_scoring_assets(
         yield from checks.evaluate(context, wh, table_key(KPI_SNAPSHOTS))
 
     return [publish_marts, kpi_snapshots]
+
+
+def _scored_spec(spec: TableSpec, deps: list[dg.AssetKey], description: str) -> dg.AssetSpec:
+    """A mart computed in Python by the publishing step, in the "scoring" group."""
+    return dg.AssetSpec(
+        table_key(spec),
+        deps=deps,
+        group_name="scoring",
+        kinds={"python", "pandas"},
+        description=description,
+        metadata={"grain": spec.grain},
+    )
 
 
 def _period_to_date(wh: Warehouse, conn: Connection, fiscal_start: int) -> pd.DataFrame:
