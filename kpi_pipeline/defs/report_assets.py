@@ -147,14 +147,11 @@ def build_report_assets(loaded: LoadedPlan, report_dir: Path) -> list[dg.AssetsD
                 }
             )
 
-        from kpi_pipeline.reports.html.charts import chart_svg
-        from kpi_pipeline.reports.html.model import build_report
-        from kpi_pipeline.reports.html.page import render_page
+        from kpi_pipeline.reports.html import render_frames
         from kpi_pipeline.reports.html.summary import markdown_summary
 
-        report = build_report(frames, loaded)
         generated = dt.datetime.now(dt.UTC)
-        html = render_page(report, chart_svg, generated)
+        report, html = render_frames(frames, loaded, generated)
         path = save_report(html, report_dir, loaded.plan_id).resolve()
         preview = markdown_summary(report)
         try:

@@ -17,7 +17,12 @@ from kpi_pipeline.checks.results import record_snapshot
 from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import relation_key, table_key
 from kpi_pipeline.defs.resources import WarehouseResource
-from kpi_pipeline.defs.sql_assets import MARTS_LAYER, build_scope, model_deps, model_metadata
+from kpi_pipeline.defs.sql_assets import (
+    MARTS_LAYER,
+    build_scope,
+    model_asset_fields,
+    model_metadata,
+)
 from kpi_pipeline.lib.tables import TableSpec
 from kpi_pipeline.metrics.period_to_date import (
     KPI_PERIOD_TO_DATE,
@@ -77,17 +82,7 @@ def build_scoring_assets(
     layer_of = {m.name: m.layer for m in models}
     sql_hash = models_hash(m.template for m in models)
     mart_models = [m for m in models if m.layer == MARTS_LAYER]
-    model_specs = [
-        dg.AssetSpec(
-            relation_key(m.layer, m.name),
-            deps=model_deps(m, layer_of),
-            group_name="kpis",
-            kinds={"sql"},
-            description=m.description or f"SQL model {m.name}.",
-            metadata={"grain": m.grain, "materialized": m.materialized, "sql_file": str(m.path)},
-        )
-        for m in mart_models
-    ]
+    model_specs = [dg.AssetSpec(**model_asset_fields(m, layer_of)) for m in mart_models]
     scores_key = table_key(KPI_SCORES)
     scored_specs = [
         _scored_spec(

@@ -38,6 +38,23 @@ def build_sql_model_assets(
     ]
 
 
+def model_asset_fields(model: SqlModel, layer_of: dict[str, str]) -> dict[str, object]:
+    """What the UI shows of a model's asset (key, inputs, group, description, metadata):
+    the same whether it is its own step or built by the publishing step."""
+    return {
+        "key": relation_key(model.layer, model.name),
+        "deps": model_deps(model, layer_of),
+        "group_name": _GROUP_OF_LAYER[model.layer],
+        "kinds": {"sql"},
+        "description": model.description or f"SQL model {model.name}.",
+        "metadata": {
+            "grain": model.grain,
+            "materialized": model.materialized,
+            "sql_file": str(model.path),
+        },
+    }
+
+
 def model_deps(model: SqlModel, layer_of: dict[str, str]) -> list[dg.AssetKey]:
     """The assets a model reads: its refs, and the writers of the raw tables it reads."""
     return [relation_key(layer_of[ref], ref) for ref in model.refs] + [
@@ -82,22 +99,10 @@ _WRITTEN_BY = {("raw", "source_days"): _SOURCE_WRITERS, ("raw", "check_flags"): 
 def _model_asset(
     model: SqlModel, layer_of: dict[str, str], checks: AssetChecks, sql_hash: str
 ) -> dg.AssetsDefinition:
-    deps = model_deps(model, layer_of)
-    key = relation_key(model.layer, model.name)
+    fields = model_asset_fields(model, layer_of)
+    key = fields["key"]
 
-    @dg.asset(
-        key=key,
-        check_specs=checks.specs(key),
-        deps=deps,
-        group_name=_GROUP_OF_LAYER[model.layer],
-        kinds={"sql"},
-        description=model.description or f"SQL model {model.name}.",
-        metadata={
-            "grain": model.grain,
-            "materialized": model.materialized,
-            "sql_file": str(model.path),
-        },
-    )
+    @dg.asset(**fields, check_specs=checks.specs(key))
     def _run(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         scope = None

@@ -19,10 +19,18 @@ from kpi_pipeline.reports.html.location import report_dir, report_path
 
 if TYPE_CHECKING:
     from kpi_pipeline.plan.loader import LoadedPlan
+    from kpi_pipeline.reports.html.frames import ReportFrames
     from kpi_pipeline.reports.html.model import Report
     from kpi_pipeline.warehouse.engine import Warehouse
 
-__all__ = ["render_report", "report_dir", "report_path", "save_report", "write_report"]
+__all__ = [
+    "render_frames",
+    "render_report",
+    "report_dir",
+    "report_path",
+    "save_report",
+    "write_report",
+]
 
 
 def render_report(
@@ -32,12 +40,20 @@ def render_report(
     generated: dt.datetime | None = None,
 ) -> tuple[Report, str]:
     """The report (as data) and its HTML. Raises `NoScoresError` when there is nothing yet."""
-    from kpi_pipeline.reports.html.charts import chart_svg
     from kpi_pipeline.reports.html.frames import read_report_frames
+
+    return render_frames(read_report_frames(warehouse, loaded.plan, as_of), loaded, generated)
+
+
+def render_frames(
+    frames: ReportFrames, loaded: LoadedPlan, generated: dt.datetime | None = None
+) -> tuple[Report, str]:
+    """The report and its HTML, drawn from frames already read (`read_report_frames`)."""
+    from kpi_pipeline.reports.html.charts import chart_svg
     from kpi_pipeline.reports.html.model import build_report
     from kpi_pipeline.reports.html.page import render_page
 
-    report = build_report(read_report_frames(warehouse, loaded.plan, as_of), loaded)
+    report = build_report(frames, loaded)
     generated = generated or dt.datetime.now(dt.UTC)
     return report, render_page(report, chart_svg, generated)
 
