@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from kpi_pipeline.cli import demo, init, plan_commands, report, run, scorecard
 from kpi_pipeline.cli.errors import classify
+from kpi_pipeline.cli.process import command_process
 
 # Order is the order `kpi-pipeline --help` lists them.
 COMMANDS = [
@@ -42,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = classify(exc)
         print(f"kpi-pipeline: {outcome.message}", file=sys.stderr)
         return outcome.code
+
+
+def entry() -> int:
+    """The `kpi-pipeline` command as its own process (the console script, `python -m`):
+    `main` with the collector set for a process that runs one command and exits."""
+    with command_process():
+        return main()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,3 +1,3 @@
-from kpi_pipeline.cli import main
+from kpi_pipeline.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())
