@@ -81,6 +81,17 @@ def test_demo_report_in_chromium(demo_report, tmp_path_factory):
         for kpi_id, label in labels:
             value = targets[kpi_id]
             assert label == (f"target {value * 100:.2f} %" if value < 1 else f"target {value:,.0f}")
+        # The charts' margins are fixed, sized from the tick labels' text: every word drawn
+        # (tick labels, the target's) lies inside its chart's box, as the browser lays it out.
+        outside = browser.evaluate(
+            "[...document.querySelectorAll('figure.chart svg')].flatMap(svg => {"
+            " const box = svg.getBoundingClientRect();"
+            " return [...svg.querySelectorAll('text')].map(t => [t.getBoundingClientRect(), t])"
+            "  .filter(([r]) => r.left < box.left - 0.5 || r.right > box.right + 0.5"
+            "   || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)"
+            "  .map(([r, t]) => [svg.closest('figure').id, t.textContent]); })"
+        )
+        assert outside == []
         top = browser.screenshot(shots / "report-top.png")
         full = browser.screenshot(shots / "report-full.png", full_page=True)
     assert top.stat().st_size > 10_000 and full.stat().st_size > top.stat().st_size

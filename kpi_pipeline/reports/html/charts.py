@@ -52,9 +52,11 @@ def chart_svg(panel: Panel) -> str:
     """The panel's chart as an `<svg>` element to inline in HTML (no XML prolog)."""
     # A per-chart salt makes the SVG's internal ids (clip paths, markers) unique in the page.
     with mpl.rc_context({**_RC, "svg.hashsalt": panel.chart_id}):
-        figure = Figure(figsize=_SIZE_INCHES, layout="constrained")
+        figure = Figure(figsize=_SIZE_INCHES)
         FigureCanvasSVG(figure)
-        _draw(figure.add_subplot(), panel)
+        ax = figure.add_subplot()
+        _draw(ax, panel)
+        _fit_margins(figure, ax)
         out = io.StringIO()
         figure.savefig(out, format="svg", metadata={"Date": None})
     return _inline(out.getvalue(), panel.chart_id)
@@ -191,6 +193,26 @@ def _draw(ax, panel: Panel) -> None:
     ax.yaxis.set_major_formatter(_formatter(kpi.kind.value))
     ax.grid(axis="y", color="#E5E5E5", lw=0.6)
     ax.set_axisbelow(True)
+
+
+# Fixed margins, not matplotlib's constrained layout: that layout draws each figure once
+# more to measure it, half of the report's drawing time (13 charts: 1.2 s -> 0.6 s). The
+# only part that varies is the y tick labels' width, estimated from their text.
+_DIGIT_WIDTH_IN = 0.64 * 8 / 72  # DejaVu Sans digit advance, 0.64 em at 8 pt
+_TICK_AND_PAD_IN = (3.5 + 3.5) / 72  # matplotlib's default tick length and label pad
+
+
+def _fit_margins(figure: Figure, ax) -> None:
+    """Leave room left of the axes for the widest y tick label, a fixed edge elsewhere."""
+    width, height = _SIZE_INCHES
+    low, high = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if low <= t <= high]
+    labels = ax.yaxis.get_major_formatter().format_ticks(ticks)
+    label_in = max((len(label) for label in labels), default=4) * _DIGIT_WIDTH_IN
+    left = (label_in + _TICK_AND_PAD_IN + 0.08) / width
+    figure.subplots_adjust(
+        left=left, right=1 - 0.25 / width, bottom=0.3 / height, top=1 - 0.2 / height
+    )
 
 
 def _formatter(kind: str):
