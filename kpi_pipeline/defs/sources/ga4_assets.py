@@ -8,9 +8,9 @@ import datetime as dt
 import os
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
+from typing import Any
 
 import dagster as dg
-from google.analytics.data_v1beta import BetaAnalyticsDataClient
 
 from kpi_pipeline.defs.check_assets import AssetChecks
 from kpi_pipeline.defs.keys import PLAN_SOURCES_KEY, table_key
@@ -35,7 +35,6 @@ from kpi_pipeline.sources.ga4 import (
     RetryPolicy,
     property_yesterday,
 )
-from kpi_pipeline.sources.ga4.client import Ga4ConfigError, open_client
 
 # Run tag set by `kpi-pipeline run --rollback N`: re-pull N days before the run's first day.
 ROLLBACK_TAG = "kpi/ga4_rollback_days"
@@ -55,9 +54,14 @@ class Ga4Resource(dg.ConfigurableResource):
     pace_below_hourly_tokens: int = 4_000
     pace_max_pause_seconds: float = 60.0
 
-    def client(self, source: Ga4Source) -> AbstractContextManager[BetaAnalyticsDataClient]:
+    def client(self, source: Ga4Source) -> AbstractContextManager[Any]:
+        """An open `BetaAnalyticsDataClient` (not named in the signature: Dagster reads the
+        resource's type hints, and the client's module is imported only when one opens)."""
         if not self.credentials_file:
             raise MissingCredentialsError(ga4_credentials(source))
+        # gRPC and the API client are imported when a GA4 source is read, not by every run.
+        from kpi_pipeline.sources.ga4.client import open_client
+
         return open_client(credentials_file=self.credentials_file, endpoint=self.endpoint)
 
     def retry_policy(self) -> RetryPolicy:
@@ -159,6 +163,8 @@ def build_ga4_assets(
         loads: list[Ga4SourceLoad] = []
         summary: dict[str, object] = {"first_day": run.first.isoformat()}
         for source in sources:
+            from kpi_pipeline.sources.ga4.client import Ga4ConfigError
+
             resource: Ga4Resource = getattr(context.resources, resource_key(source))
             try:
                 with resource.client(source) as client:

@@ -12,10 +12,9 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
-from google.analytics.data_v1beta.types import RunReportRequest, RunReportResponse
 
 from kpi_pipeline.plan.ga4 import Ga4Source
 from kpi_pipeline.sources.ga4.parsing import (
@@ -40,6 +39,9 @@ from kpi_pipeline.sources.ga4.retry import (
     RetryPolicy,
     call_with_retry,
 )
+
+if TYPE_CHECKING:
+    from google.analytics.data_v1beta.types import RunReportRequest, RunReportResponse
 
 
 class ReportClient(Protocol):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from google.analytics.data_v1beta.types import ResponseMetaData, RunReportResponse
 
 from kpi_pipeline.sources.ga4.reports import KEY_EVENTS_COLUMN, TRAFFIC_REPORT, ReportSpec
+
+if TYPE_CHECKING:
+    from google.analytics.data_v1beta.types import ResponseMetaData, RunReportResponse
 
 
 class Ga4DataError(ValueError):
@@ -97,8 +100,13 @@ def quality_of(metadata: ResponseMetaData) -> Quality:
     )
 
 
+def _protobuf(response: RunReportResponse):
+    """The raw protobuf message under a proto-plus response (fast field access)."""
+    return type(response).pb(response)
+
+
 def quota_of(response: RunReportResponse) -> QuotaSnapshot:
-    raw = RunReportResponse.pb(response)
+    raw = _protobuf(response)
     if not raw.HasField("property_quota"):
         return QuotaSnapshot()
     quota = raw.property_quota
@@ -134,7 +142,7 @@ def rows_frame(
     day: dt.date,
 ) -> pd.DataFrame:
     """The response's rows as typed columns named after the report (headers read by name)."""
-    raw = RunReportResponse.pb(response)
+    raw = _protobuf(response)
     rows = raw.rows
     if rows and not raw.dimension_headers:
         raise Ga4DataError("response rows without dimension headers")
@@ -179,7 +187,7 @@ def users_frame(
     columns = ["segment_type", "segment", "users"]
     if response is None:
         return pd.DataFrame([("all", "all", 0)], columns=columns).astype({"users": "int64"})
-    raw = RunReportResponse.pb(response)
+    raw = _protobuf(response)
     dimensions = [h.name for h in raw.dimension_headers]
     metrics = [h.name for h in raw.metric_headers]
     wanted = ["deviceCategory"] if by_device else []
