@@ -83,3 +83,22 @@ def test_garbage_left_in_a_cycle_is_still_finalized_before_the_process_exits(tmp
     )
     assert result.returncode == 0, result.stderr
     assert out.read_text() == "finalized"
+
+
+def test_a_run_imports_the_ga4_client_only_for_a_plan_that_reads_ga4():
+    """The GA4 API types and gRPC client (≈ 0.2 s) load when a request is built or a client
+    opens, not with the Dagster definitions every run builds."""
+    result = _python(
+        f"""
+        import sys
+
+        from kpi_pipeline.definitions import build_definitions
+        import kpi_pipeline.runs
+
+        build_definitions({str(DEMO_PLAN)!r}, warehouse_url="duckdb:///:memory:")
+        print(sorted(m for m in ("proto", "grpc._channel", "google.analytics.data_v1beta")
+                     if m in sys.modules))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -163,7 +163,7 @@ def build_ga4_assets(
         loads: list[Ga4SourceLoad] = []
         summary: dict[str, object] = {"first_day": run.first.isoformat()}
         for source in sources:
-            from kpi_pipeline.sources.ga4.client import Ga4ConfigError
+            from kpi_pipeline.sources.ga4.client import Ga4ConfigError  # with the client
 
             resource: Ga4Resource = getattr(context.resources, resource_key(source))
             try:
